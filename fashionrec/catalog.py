@@ -20,6 +20,7 @@ and ``has_image``; ``link`` too when ``images.csv`` gives URLs.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import socket
@@ -211,44 +212,46 @@ def read_styles(path: str | os.PathLike) -> tuple[pd.DataFrame, list[int]]:
     """
     path = Path(path)
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise CatalogError(f"cannot open {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CatalogError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows: list[list[str]] = []
     lines: list[int] = []  # line number of each row, for error messages
     repaired: list[int] = []
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise CatalogError(f"{path} is empty; expected a header line with {', '.join(STYLE_COLUMNS)}") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise CatalogError(f"{path}, line 1: cannot parse the header: {exc}") from None
-        header = [h.strip() for h in header]
-        if "id" not in header:
-            raise CatalogError(f"{path}, line 1: no 'id' column; header is {header}")
-        width = len(header)
-        try:
-            for fields in reader:
-                line = reader.line_num
-                if not fields or (len(fields) == 1 and not fields[0].strip()):
-                    continue  # blank line
-                if len(fields) > width:
-                    # Unquoted commas in the last column: rejoin them.
-                    fields = fields[: width - 1] + [",".join(fields[width - 1 :])]
-                    repaired.append(line)
-                elif len(fields) < width:
-                    raise CatalogError(
-                        f"{path}, line {line}: {len(fields)} fields, expected {width} "
-                        f"({', '.join(header)}); got {fields!r}"
-                    )
-                rows.append(fields)
-                lines.append(line)
-        except csv.Error as exc:
-            raise CatalogError(f"{path}, line {reader.line_num}: cannot parse: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise CatalogError(f"{path}, near line {reader.line_num + 1}: not UTF-8 text ({exc.reason})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CatalogError(f"{path} is empty; expected a header line with {', '.join(STYLE_COLUMNS)}") from None
+    except csv.Error as exc:
+        raise CatalogError(f"{path}, line 1: cannot parse the header: {exc}") from None
+    header = [h.strip() for h in header]
+    if "id" not in header:
+        raise CatalogError(f"{path}, line 1: no 'id' column; header is {header}")
+    width = len(header)
+    try:
+        for fields in reader:
+            line = reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # blank line
+            if len(fields) > width:
+                # Unquoted commas in the last column: rejoin them.
+                fields = fields[: width - 1] + [",".join(fields[width - 1 :])]
+                repaired.append(line)
+            elif len(fields) < width:
+                raise CatalogError(
+                    f"{path}, line {line}: {len(fields)} fields, expected {width} "
+                    f"({', '.join(header)}); got {fields!r}"
+                )
+            rows.append(fields)
+            lines.append(line)
+    except csv.Error as exc:
+        raise CatalogError(f"{path}, line {reader.line_num}: cannot parse: {exc}") from None
 
     frame = pd.DataFrame(rows, columns=header, dtype="string")
     frame = frame.replace(list(MISSING_VALUES), pd.NA)
@@ -346,7 +349,7 @@ def _load_kaggle(root: Path) -> Catalog:
     styles = root / "styles.csv"
     products, repaired = read_styles(styles)
     images = _list_images(root / "images")
-    names = products["id"].astype(str).map(images)
+    names = products["id"].astype(str).map(images).astype("string")
     products["image"] = ("images/" + names).astype("string")
     products["has_image"] = products["image"].notna().to_numpy(dtype=bool)
     links = root / "images.csv"
@@ -407,7 +410,7 @@ def _load_image_folder(root: Path, csv_path: Path | None) -> Catalog:
         if (year.notna() | products["year"].isna()).all():
             products["year"] = year.astype("Int64")
     _reject_duplicate_ids(products, csv_path or root)
-    names = products["id"].astype(str).map(images)
+    names = products["id"].astype(str).map(images).astype("string")
     products["image"] = (prefix + names).astype("string")
     products["has_image"] = products["image"].notna().to_numpy(dtype=bool)
     return Catalog(root, products.reset_index(drop=True), source="folder", csv_path=csv_path)
