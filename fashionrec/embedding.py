@@ -441,8 +441,9 @@ def _embed_files(
     """
     preprocessing = embedder.preprocessing
     done = 0
-    pending_keys: list[str] = []
-    pending_vectors: list[np.ndarray] = []
+    # Finished batches as (keys, vectors) pairs: one list append per batch, so an
+    # interrupt can never separate a vector from its key.
+    pending: list[tuple[list[str], np.ndarray]] = []
     failures: dict[str, str] = {}
 
     def decode(path: Path):
@@ -450,6 +451,11 @@ def _embed_files(
             return load_image_array(path, preprocessing)
         except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
             return f"unreadable image: {type(exc).__name__}: {exc}"
+
+    def flush():
+        keys_done = [key for batch_keys, _ in pending for key in batch_keys]
+        vectors = np.concatenate([v for _, v in pending]) if pending else np.zeros((0, embedder.dim), np.float32)
+        return keys_done, vectors, dict(failures)
 
     batches = [range(i, min(i + batch_size, len(paths))) for i in range(0, len(paths), batch_size)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
@@ -463,17 +469,13 @@ def _embed_files(
                 ahead.append((batch, [pool.submit(decode, paths[i]) for i in batch]))
                 submitted += 1
 
-        def flush():
-            vectors = np.concatenate(pending_vectors) if pending_vectors else np.zeros((0, embedder.dim), np.float32)
-            return pending_keys, vectors, failures
-
-        for _ in range(3):
-            submit_next()
-        while ahead:
-            batch, futures = ahead.popleft()
-            submit_next()
-            arrays, ok_keys = [], []
-            try:
+        try:
+            for _ in range(3):
+                submit_next()
+            while ahead:
+                batch, futures = ahead.popleft()
+                submit_next()
+                arrays, ok_keys = [], []
                 for i, future in zip(batch, futures):
                     result = future.result()
                     if isinstance(result, str):
@@ -483,17 +485,18 @@ def _embed_files(
                         arrays.append(result)
                         ok_keys.append(keys[i])
                 if arrays:
-                    pending_vectors.append(embedder.embed_arrays(np.stack(arrays)))
-                    pending_keys.extend(ok_keys)
-            except KeyboardInterrupt:
-                # Ctrl-C: hand back the finished batches for checkpointing, then stop.
-                for future in (f for _, fs in ahead for f in fs):
-                    future.cancel()
+                    pending.append((ok_keys, embedder.embed_arrays(np.stack(arrays))))
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+                if sum(len(k) for k, _ in pending) + len(failures) >= checkpoint_every or not ahead:
+                    chunk = flush()
+                    pending, failures = [], {}
+                    yield chunk
+        except KeyboardInterrupt:
+            # Ctrl-C: hand back the finished batches for checkpointing, then stop.
+            for future in (f for _, fs in ahead for f in fs):
+                future.cancel()
+            if pending or failures:
                 yield flush()
-                raise
-            done += len(batch)
-            if progress:
-                progress(done, total)
-            if len(pending_keys) + len(failures) >= checkpoint_every or not ahead:
-                yield flush()
-                pending_keys, pending_vectors, failures = [], [], {}
+            raise

@@ -1,0 +1,234 @@
+"""Embedding layer: index builds that skip bad images, resume, and update incrementally."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fashionrec.catalog import load_catalog
+from fashionrec.embedding import PARTIAL_DIR, ImageEmbedder, build_index, load_image_array
+from fashionrec.errors import IndexFolderError
+from fashionrec.index import MANIFEST_FILE, IndexFolder
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = textwrap.dedent(
+    """
+    import torch
+    from fashionrec.backbones import BackboneConfig, Preprocessing, register_backbone, _REGISTRY
+
+    def _build(weights_path):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        )
+        return net.eval(), "tiny-test:seed0"
+
+    if "tiny-test" not in _REGISTRY:
+        register_backbone(BackboneConfig(
+            name="tiny-test", dim=8,
+            preprocessing=Preprocessing(input_size=32, resize_size=36),
+            weights="random, seed 0", licence="n/a", description="test backbone", build=_build,
+        ))
+    """
+)
+exec(TINY)  # registers the tiny backbone in this process (and in subprocesses below)
+
+
+def tiny(**kwargs) -> ImageEmbedder:
+    return ImageEmbedder("tiny-test", runtime="torch", **kwargs)
+
+
+@pytest.fixture
+def catalog(make_catalog):
+    return load_catalog(make_catalog(24, corrupt=1, missing=1))
+
+
+def test_build_skips_missing_and_corrupt_images(catalog, tmp_path):
+    summary = build_index(catalog, tmp_path / "idx", embedder=tiny(), batch_size=5)
+    index = IndexFolder.load(tmp_path / "idx")
+    assert summary.count == len(index) == 22
+    reasons = sorted(entry["reason"].split(":")[0] for entry in summary.skipped)
+    assert reasons == ["no image file", "unreadable image"]
+    assert index.embeddings.dtype == np.float32 and index.embeddings.shape == (22, 8)
+    assert isinstance(index.embeddings, np.memmap)
+    expected_ids = [i for i in catalog.products["id"] if i not in {e["id"] for e in summary.skipped}]
+    assert index.products["id"].tolist() == expected_ids
+    assert index.products.columns[0] == "id"
+    m = index.manifest
+    assert (m["backbone"], m["dim"], m["count"], m["weights"]) == ("tiny-test", 8, 22, "tiny-test:seed0")
+    assert m["preprocessing"]["input_size"] == 32
+    assert not (tmp_path / "idx" / PARTIAL_DIR).exists()
+
+
+def test_vectors_match_direct_embedding(catalog, tmp_path):
+    build_index(catalog, tmp_path / "idx", embedder=tiny(), batch_size=7)
+    index = IndexFolder.load(tmp_path / "idx")
+    row = 3
+    image = Image.open(catalog.root / index.products["image"].iloc[row])
+    direct = tiny().embed([image])[0]
+    np.testing.assert_allclose(index.embeddings[row], direct, rtol=1e-5, atol=1e-6)
+
+
+def test_rerun_on_unchanged_catalog_does_no_work(catalog, tmp_path):
+    build_index(catalog, tmp_path / "idx", embedder=tiny())
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "idx").iterdir()}
+    calls = []
+    summary = build_index(catalog, tmp_path / "idx", embedder=tiny(), progress=lambda d, t: calls.append(d))
+    assert summary.unchanged and summary.embedded == 0 and not calls
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "idx").iterdir()} == before
+
+
+def test_new_products_are_embedded_incrementally(make_catalog, tmp_path):
+    folder = make_catalog(30, corrupt=0, missing=0)
+    styles = pd.read_csv(folder / "styles.csv", dtype=str, keep_default_na=False)
+    head = styles.iloc[:20]
+    (folder / "styles.full.csv").write_text(Path(folder / "styles.csv").read_text())
+    head.to_csv(folder / "styles.csv", index=False)
+    first = build_index(load_catalog(folder), tmp_path / "idx", embedder=tiny())
+    assert first.embedded == 20
+    old = IndexFolder.load(tmp_path / "idx")
+    old_vectors = dict(zip(old.products["id"], np.array(old.embeddings)))
+
+    os.replace(folder / "styles.full.csv", folder / "styles.csv")
+    second = build_index(load_catalog(folder), tmp_path / "idx", embedder=tiny())
+    assert (second.embedded, second.reused, second.count) == (10, 20, 30)
+    new = IndexFolder.load(tmp_path / "idx")
+    for pid, vector in zip(new.products["id"], new.embeddings):
+        if pid in old_vectors:
+            np.testing.assert_array_equal(vector, old_vectors[pid])
+
+
+def test_changed_image_is_re_embedded(make_catalog, tmp_path):
+    folder = make_catalog(10, corrupt=0, missing=0)
+    cat = load_catalog(folder)
+    build_index(cat, tmp_path / "idx", embedder=tiny())
+    target = cat.image_path(cat.products["id"].iloc[0])
+    Image.new("RGB", (60, 80), (0, 200, 0)).save(target)
+    os.utime(target, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    summary = build_index(load_catalog(folder), tmp_path / "idx", embedder=tiny())
+    assert (summary.embedded, summary.reused) == (1, 9)
+
+
+def test_ctrl_c_keeps_finished_work_and_resumes(catalog, tmp_path):
+    out = tmp_path / "idx"
+
+    def interrupt_after_two_batches(done, total):
+        if done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(catalog, out, embedder=tiny(), batch_size=4, checkpoint_every=4, progress=interrupt_after_two_batches)
+    assert not (out / MANIFEST_FILE).exists()  # no half-made index
+    assert list((out / PARTIAL_DIR).glob("chunk-*.npz"))
+
+    resumed = build_index(catalog, out, embedder=tiny(), batch_size=4)
+    assert resumed.reused >= 8 and resumed.embedded <= 22 - 8 + 1
+    clean = build_index(catalog, tmp_path / "clean", embedder=tiny(), batch_size=4)
+    a, b = IndexFolder.load(out), IndexFolder.load(tmp_path / "clean")
+    assert a.products["id"].tolist() == b.products["id"].tolist()
+    np.testing.assert_allclose(a.embeddings, b.embeddings, rtol=1e-6, atol=1e-6)
+    assert clean.embedded == 22
+
+
+def test_kill_9_half_way_resumes_to_the_same_result(make_catalog, tmp_path):
+    folder = make_catalog(40, corrupt=0, missing=0)
+    out = tmp_path / "idx"
+    script = tmp_path / "run.py"
+    script.write_text(
+        TINY
+        + textwrap.dedent(
+            f"""
+            import sys, time
+            from fashionrec.catalog import load_catalog
+            from fashionrec.embedding import ImageEmbedder, build_index
+            def slow(done, total):
+                time.sleep(0.3)
+            build_index(load_catalog({str(folder)!r}), {str(out)!r}, embedder=ImageEmbedder("tiny-test", runtime="torch"),
+                        batch_size=2, checkpoint_every=2, progress=slow)
+            """
+        )
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((out / PARTIAL_DIR).glob("chunk-*.npz"))) < 3:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    chunks = list((out / PARTIAL_DIR).glob("chunk-*.npz"))
+    assert len(chunks) >= 3 and not (out / MANIFEST_FILE).exists()
+
+    resumed = build_index(load_catalog(folder), out, embedder=tiny())
+    assert resumed.reused >= 6 and resumed.count == 40
+    clean = build_index(load_catalog(folder), tmp_path / "clean", embedder=tiny())
+    np.testing.assert_allclose(
+        IndexFolder.load(out).embeddings, IndexFolder.load(tmp_path / "clean").embeddings, rtol=1e-6, atol=1e-6
+    )
+    assert clean.embedded == 40
+
+
+def test_refuses_to_mix_preprocessing_or_backbones(catalog, tmp_path):
+    from dataclasses import replace
+
+    build_index(catalog, tmp_path / "idx", embedder=tiny())
+    padded = replace(tiny().preprocessing, mode="pad")
+    with pytest.raises(IndexFolderError, match="preprocessing.*cannot be mixed"):
+        build_index(catalog, tmp_path / "idx", embedder=tiny(preprocessing=padded))
+
+
+def test_refuses_a_folder_that_is_not_an_index(catalog, tmp_path):
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "notes.txt").write_text("mine")
+    with pytest.raises(IndexFolderError, match="not an index folder"):
+        build_index(catalog, tmp_path / "stuff", embedder=tiny())
+
+
+def test_half_written_index_is_detected_and_repaired(catalog, tmp_path):
+    out = tmp_path / "idx"
+    build_index(catalog, out, embedder=tiny())
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    manifest["generation"] = "from-another-run"
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(IndexFolderError, match="inconsistent"):
+        IndexFolder.load(out)
+    summary = build_index(catalog, out, embedder=tiny())
+    assert summary.count == 22 and IndexFolder.load(out).manifest["count"] == 22
+
+
+def test_where_selects_products(catalog, tmp_path):
+    kinds = catalog.products.loc[catalog.products["has_image"], "articleType"].value_counts()
+    kind = kinds.index[0]
+    summary = build_index(catalog, tmp_path / "idx", embedder=tiny(), where={"articleType": kind})
+    index = IndexFolder.load(tmp_path / "idx")
+    assert set(index.products["articleType"]) == {kind}
+    assert index.manifest["catalog"]["where"] == {"articleType": kind}
+    assert summary.count <= kinds.iloc[0]
+
+
+def test_large_jpeg_is_decoded_in_draft_mode(tmp_path):
+    big = tmp_path / "big.jpg"
+    rng = np.random.default_rng(0)
+    pixels = np.kron(rng.integers(0, 255, (30, 20, 3)), np.ones((100, 100, 1))).astype(np.uint8)
+    Image.fromarray(pixels).save(big, quality=90)  # 2000 x 3000
+    p = tiny().preprocessing
+    drafted = load_image_array(big, p)
+    with Image.open(big) as full:
+        full.load()
+        from fashionrec.backbones import preprocess
+
+        reference = preprocess(full, p)
+    assert drafted.shape == reference.shape == (3, 32, 32)
+    cos = float(np.dot(drafted.ravel(), reference.ravel()) / np.linalg.norm(drafted) / np.linalg.norm(reference))
+    assert cos > 0.99
