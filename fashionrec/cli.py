@@ -6,6 +6,7 @@ result with Rich. Errors become one line on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -141,6 +142,7 @@ def index(
     filters = parse_where(where)
     cat = load_catalog(catalog)
     embedder = ImageEmbedder(backbone, weights=weights, runtime=runtime, preprocessing=_preprocessing(backbone, preprocessing))
+    embedder.settings()  # load the model first: missing weights fail before any progress bar
     with Progress(
         TextColumn("[bold]embedding[/]"),
         BarColumn(),
@@ -171,7 +173,7 @@ def _preprocessing(backbone: str | None, mode: str | None):
 
     if mode not in ("crop", "pad"):
         raise FashionrecError(f"--preprocessing {mode!r}: expected crop or pad")
-    return get_backbone(backbone or DEFAULT_BACKBONE).preprocessing.replace(mode=mode)
+    return dataclasses.replace(get_backbone(backbone or DEFAULT_BACKBONE).preprocessing, mode=mode)
 
 
 def _print_index_summary(summary) -> None:

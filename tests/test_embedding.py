@@ -23,28 +23,9 @@ from fashionrec.index import MANIFEST_FILE, IndexFolder
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY = textwrap.dedent(
-    """
-    import torch
-    from fashionrec.backbones import BackboneConfig, Preprocessing, register_backbone, _REGISTRY
+from tiny_backbone import SOURCE as TINY, register
 
-    def _build(weights_path):
-        torch.manual_seed(0)
-        net = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-        )
-        return net.eval(), "tiny-test:seed0"
-
-    if "tiny-test" not in _REGISTRY:
-        register_backbone(BackboneConfig(
-            name="tiny-test", dim=8,
-            preprocessing=Preprocessing(input_size=32, resize_size=36),
-            weights="random, seed 0", licence="n/a", description="test backbone", build=_build,
-        ))
-    """
-)
-exec(TINY)  # registers the tiny backbone in this process (and in subprocesses below)
+register()  # the tiny backbone, in this process (subprocesses below prepend TINY)
 
 
 def tiny(**kwargs) -> ImageEmbedder:
