@@ -31,9 +31,9 @@ def write_styles(folder, lines, header=HEADER):
 # --------------------------------------------------------------------------- the real file
 
 
-@pytest.fixture(scope="module")
-def real(shared_catalog):
-    return load_catalog(shared_catalog)
+@pytest.fixture
+def real(shared_catalog_loaded):
+    return shared_catalog_loaded
 
 
 def test_real_file_keeps_every_row(real):
