@@ -71,7 +71,9 @@ def choose_embedder(backbone: str | None, weights, say: Callable[[str], None]):
         embedder.settings()
         return embedder
     except BackboneError as exc:
-        say(f"{DEFAULT_BACKBONE} weights unavailable ({str(exc).split('.')[0]}); using efficientnet_lite0")
+        log.info("%s unavailable: %s", DEFAULT_BACKBONE, exc)
+        say(f"{DEFAULT_BACKBONE} weights are not cached and cannot be downloaded; using efficientnet_lite0 "
+            f"(pass --weights PATH to use {DEFAULT_BACKBONE})")
     embedder = ImageEmbedder("efficientnet_lite0")
     embedder.settings()
     return embedder

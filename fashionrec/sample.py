@@ -216,8 +216,8 @@ def _draw_flats(pen: _Pen, c: RGB, rng: np.random.Generator) -> None:
 
 def _sneaker(pen: _Pen, c: RGB, rng: np.random.Generator, *, sport: bool) -> None:
     o = _outline(c)
-    sole_h = (7 if sport else 4.5) + _j(rng, 1)
-    top = (34 if sport else 38) + _j(rng, 2)
+    sole_h = (8 if sport else 4.5) + _j(rng, 1)
+    top = (30 if sport else 40) + _j(rng, 2)
     toe = 4 + _j(rng, 2)
     back = 56 + _j(rng, 1.5)
     base = 60

@@ -1,0 +1,52 @@
+"""Shared fixtures: generated catalogs, and the real Kaggle catalog when present."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fashionrec.catalog import Catalog, load_catalog
+from fashionrec.sample import make_sample_catalog
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "fashion-product-images-small"
+"""The real catalog beside the checkout (``../shared/...``); absent in a fresh clone."""
+
+
+@pytest.fixture
+def make_catalog(tmp_path: Path) -> Callable[..., Path]:
+    """Factory writing a small Kaggle-layout catalog with drawn images.
+
+    ``make(n=24, *, corrupt=1, missing=1, malformed_rows=0, seed=0) -> Path``:
+    by default one image is garbage bytes and one product has no image file.
+    Each call writes a new folder under ``tmp_path``.
+    """
+    counter = 0
+
+    def make(n: int = 24, *, corrupt: int = 1, missing: int = 1, malformed_rows: int = 0, seed: int = 0) -> Path:
+        nonlocal counter
+        counter += 1
+        dest = tmp_path / f"catalog-{counter}"
+        return make_sample_catalog(dest, n, seed, corrupt=corrupt, missing=missing, malformed_rows=malformed_rows)
+
+    return make
+
+
+def _require_shared() -> Path:
+    if not (SHARED_CATALOG / "styles.csv").is_file():
+        pytest.skip(f"the shared Kaggle catalog is absent ({SHARED_CATALOG}); these checks need it")
+    return SHARED_CATALOG
+
+
+@pytest.fixture
+def shared_catalog() -> Path:
+    """Path of the real ``fashion-product-images-small`` catalog; skips when absent."""
+    return _require_shared()
+
+
+@pytest.fixture(scope="session")
+def shared_catalog_loaded() -> Catalog:
+    """The real catalog loaded once per session (~0.6 s); skips when absent."""
+    return load_catalog(_require_shared())
