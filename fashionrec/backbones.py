@@ -329,7 +329,19 @@ def _strict_load(model, sd: Mapping[str, Any], path: Path, backbone: str, layout
             parts.append(f"{len(bad_shape)} shape mismatches (first: {'; '.join(bad_shape[:3])})")
         raise BackboneError(f"weights file {str(path)!r} does not fit backbone {backbone}: "
                             f"{'; '.join(parts)}; expected a {layout} state dict")
-    model.load_state_dict(sd, strict=True)
+    model.load_state_dict(sd, strict=True, assign=True)
+    _check_materialised(model, path)
+
+
+def _check_materialised(model, path: Path | str) -> None:
+    """Models are built on the meta device (no wasted random init); all must be loaded."""
+    import itertools
+
+    left = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers())
+            if t.is_meta]
+    if left:
+        raise BackboneError(f"weights {str(path)!r} left tensors uninitialised "
+                            f"(first: {', '.join(left[:5])}); expected a complete state dict")
 
 
 # --------------------------------------------------------------------------- #
@@ -369,7 +381,8 @@ def _build_resnet50(weights_path: Path | None, classifier: bool = False):
     import torch
     from torchvision.models import ResNet50_Weights, resnet50
 
-    model = resnet50(weights=None)
+    with torch.device("meta"):
+        model = resnet50(weights=None)
     if weights_path is not None:
         sd = _read_state_dict(weights_path, "resnet50")
         if not classifier and "fc.weight" not in sd and "fc.bias" not in sd:
@@ -393,7 +406,8 @@ def _build_resnet50(weights_path: Path | None, classifier: bool = False):
             raise BackboneError(
                 f"could not load resnet50 ImageNet weights ({type(exc).__name__}: {exc}); {hint}, "
                 "or pass --weights PATH, or use the offline backbone efficientnet_lite0") from None
-        model.load_state_dict(sd, strict=True)
+        model.load_state_dict(sd, strict=True, assign=True)
+        _check_materialised(model, cached)
         identity = "torchvision:ResNet50_Weights.IMAGENET1K_V1"
     if not classifier:
         model.fc = torch.nn.Identity()
@@ -457,9 +471,12 @@ def lite0_default_weights() -> Path:
 def _build_lite0(weights_path: Path | None, classifier: bool = False):
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    import torch
+
     path = weights_path if weights_path is not None else lite0_default_weights()
     sd = _read_state_dict(path, "efficientnet_lite0")
+    with torch.device("meta"):
+        model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     if any(k.startswith("_conv_stem.") or k.startswith("_blocks.") for k in sd):
         sd = lite0_lukemelas_to_timm(sd, model)
     if not classifier and "classifier.weight" not in sd and "classifier.bias" not in sd:
