@@ -27,6 +27,8 @@ Registered backbones:
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import logging
 import os
@@ -179,11 +181,15 @@ def preprocess(image: Image.Image, p: Preprocessing) -> np.ndarray:
             nw, nh = r, int(r * h / w)
         else:
             nw, nh = int(r * w / h), r
-        if (nw, nh) != (w, h):
-            image = image.resize((nw, nh), resample)
         left = int(round((nw - s) / 2.0))
         top = int(round((nh - s) / 2.0))
-        image = image.crop((left, top, left + s, top + s))
+        # Resize-then-crop in one step: resample only the crop window, given in
+        # source coordinates. Pillow's filter still reads source pixels outside
+        # the box, so the result matches resizing the whole image and cropping
+        # (to within one 8-bit level from rounding) at a third less work.
+        sx, sy = w / nw, h / nh
+        box = (left * sx, top * sy, (left + s) * sx, (top + s) * sy)
+        image = image.resize((s, s), resample, box=box)
     else:
         side = max(w, h)
         if w != h:
@@ -192,9 +198,22 @@ def preprocess(image: Image.Image, p: Preprocessing) -> np.ndarray:
             image = canvas
         if side != s:
             image = image.resize((s, s), resample)
-    arr = np.asarray(image, dtype=np.float32) / np.float32(255.0)
-    arr = (arr - np.asarray(p.mean, np.float32)) / np.asarray(p.std, np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+    # (x / 255 - mean) / std as one multiply-add per element, channels first.
+    scale, bias = _normalisation(p)
+    out = np.empty((3, s, s), dtype=np.float32)
+    np.multiply(np.asarray(image).transpose(2, 0, 1), scale, out=out)
+    out += bias
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _normalisation(p: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``scale, bias`` with ``(x / 255 - mean) / std == x * scale + bias``."""
+    mean = np.asarray(p.mean, np.float64)
+    std = np.asarray(p.std, np.float64)
+    scale = (1.0 / (255.0 * std)).astype(np.float32).reshape(3, 1, 1)
+    bias = (-mean / std).astype(np.float32).reshape(3, 1, 1)
+    return scale, bias
 
 
 # --------------------------------------------------------------------------- #

@@ -132,6 +132,7 @@ def index(
     workers: Annotated[Optional[int], typer.Option(help="Image decoding threads (default: up to 4).")] = None,
     runtime: Annotated[str, typer.Option(help="auto, torch, onnxruntime or openvino.")] = "auto",
     preprocessing: Annotated[Optional[str], typer.Option(help="crop or pad (default: the backbone's).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32 (default) or bf16 (OpenVINO; faster, less exact).")] = None,
 ) -> None:
     """Embed catalog images into an index folder (resumable, incremental)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -141,7 +142,8 @@ def index(
 
     filters = parse_where(where)
     cat = load_catalog(catalog)
-    embedder = ImageEmbedder(backbone, weights=weights, runtime=runtime, preprocessing=_preprocessing(backbone, preprocessing))
+    embedder = ImageEmbedder(backbone, weights=weights, runtime=runtime, precision=precision,
+                             preprocessing=_preprocessing(backbone, preprocessing))
     embedder.settings()  # load the model first: missing weights fail before any progress bar
     with Progress(
         TextColumn("[bold]embedding[/]"),
