@@ -29,8 +29,9 @@ scores with a *rigorous* rounding margin: every row whose approximate distance
 lies within the worst-case float32 error of the k-th best is kept, then the
 candidates are re-ranked with float64 distances computed directly from the
 vectors. The result therefore equals a float64 brute-force ranking, ties
-included. NumPy/BLAS was measured faster than ``faiss.IndexFlatL2`` for single
-queries (see ``ExactIndex``); FAISS is kept for the approximate engines to come.
+included. NumPy/BLAS was measured ~3x faster than ``faiss.IndexFlatL2`` for
+single queries (see :class:`ExactIndex`); FAISS is left for the approximate
+engines to come.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +93,22 @@ class ExactIndex:
         With a filter selecting at most this fraction of rows, only those rows
         are read (gathered); otherwise all rows are scored and masked.
 
-    Measured on 2 CPU cores (random float32, single query, k=10, p50):
-    44k x 1280 — NumPy 7 ms vs ``faiss.IndexFlatL2`` 28 ms; 44k x 2048 — 15 ms
-    vs 46 ms. With a 10 % filter FAISS's ``IDSelector`` (1.3 ms) and a NumPy
-    gather (2.7 ms) are both far below the unfiltered cost, so one NumPy
-    implementation is kept.
+    Measured on 2 shared CPU cores (random float32, one query, k=10, p50;
+    "gemv" is a bare BLAS ``X @ q``; "bound" is vector bytes / single-thread
+    read bandwidth of a 1 GiB ``sum``, as in ``benchmarks/query.py``):
+
+    * quiet machine, 44k x 1280: gemv 7-9 ms, ``faiss.IndexFlatL2`` 28 ms,
+      ExactIndex 9.6 ms (44k x 2048: gemv 15 ms, FAISS 46 ms).
+    * load average ~5 (other jobs), bound 45 ms / 2.8 ms:
+      44k x 1280 — ExactIndex 26-28 ms, 10 % filter 9-10 ms, 50 % filter 29 ms
+      (FAISS ``IDSelectorBatch`` 10 % filter: 1.5 ms);
+      2.8k x 1280 — ExactIndex 0.7 ms, 10 % filter 0.5 ms, bare gemv 12 ms.
+
+    FAISS's flat index is slower unfiltered, wins only for selective filters
+    (where both are far below the unfiltered cost) and would hold a second,
+    in-memory copy of the vectors, so it is not used; its single-threaded
+    ``fvec_inner_products_ny`` kernel scans small matrices in place (see
+    :func:`_dot_one`).
     """
 
     def __init__(
@@ -104,7 +117,7 @@ class ExactIndex:
         *,
         tie_order: np.ndarray | None = None,
         block_size: int = 1024,
-        gather_fraction: float = 0.3,
+        gather_fraction: float = 0.25,
     ):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
@@ -200,16 +213,17 @@ class ExactIndex:
         out_i = np.full((nq, k), -1, dtype=np.int64)
         if rows is not None and len(rows) == 0:
             return out_d, out_i
-        sub = X if rows is None else X[rows]  # gather only the allowed rows
         sq32 = self._sq_norms32 if rows is None else self._sq_norms32[rows]
         inv32 = self._inv_norms32 if rows is None else self._inv_norms32[rows]
 
         for start in range(0, nq, self.block_size):
             qb = queries[start : start + self.block_size]
-            if len(qb) == 1:
-                scores = (sub @ qb[0])[None, :]  # BLAS gemv: one pass over the vectors
+            if rows is not None:
+                scores = self._gathered_scores(qb, rows)
+            elif len(qb) == 1:
+                scores = _dot_one(X, qb[0])[None, :]  # one pass over the vectors, in place
             else:
-                scores = qb @ sub.T  # BLAS gemm
+                scores = qb @ X.T  # BLAS gemm
             approx, tol = self._approx(qb, scores, sq32, inv32)
             if mask is not None:
                 approx[:, ~mask] = np.inf
@@ -234,6 +248,22 @@ class ExactIndex:
         return out_d, out_i
 
     # ------------------------------------------------------------------ internals
+
+    def _gathered_scores(self, qb: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Dot products with the rows ``rows`` only, gathered in small cache-sized chunks."""
+        X = self._vectors
+        chunk = 256 if len(qb) == 1 else 2048
+        scores = np.empty((len(qb), len(rows)), dtype=np.float32)
+        buffer = np.empty((min(chunk, len(rows)), X.shape[1]), dtype=np.float32)
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            block = buffer[: len(part)]
+            np.take(X, part, axis=0, out=block)
+            if len(qb) == 1:
+                scores[0, start : start + len(part)] = _dot_one(block, qb[0])
+            else:
+                scores[:, start : start + len(part)] = qb @ block.T
+        return scores
 
     def _approx(self, qb: np.ndarray, scores: np.ndarray, sq32: np.ndarray, inv32: np.ndarray):
         """Approximate distances (float32, in place of ``scores``) and per-query error margins."""
@@ -281,17 +311,74 @@ class ExactIndex:
             return np.partition(approx[0], k - 1)[k - 1 : k]
         return np.partition(approx, k - 1, axis=1)[:, k - 1]
 
-    def _exact(self, q: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
-        """float64 distances of ``q`` to rows ``cand_rows``."""
-        xc = np.asarray(self._vectors[cand_rows], dtype=np.float64)
+    def _exact(self, q: np.ndarray, cand_rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """float64 distances of ``q`` to rows ``cand_rows`` (chunked: many tied candidates stay cheap).
+
+        Row-wise element sums (not BLAS) so identical vectors get bit-identical distances.
+        """
         q64 = q.astype(np.float64)
-        if self.metric == "euclidean":
-            diff = xc - q64
-            return np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        qn = float(np.sqrt(q64 @ q64))
-        xn = self._norms[cand_rows]
-        dots = xc @ q64
-        denom = xn * qn
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sim = np.where(denom > 0, dots / np.where(denom > 0, denom, 1.0), 0.0)
-        return 1.0 - sim
+        out = np.empty(len(cand_rows), dtype=np.float64)
+        qn = float(np.sqrt((q64 * q64).sum()))
+        for start in range(0, len(cand_rows), chunk):
+            rows = cand_rows[start : start + chunk]
+            xc = np.asarray(self._vectors[rows], dtype=np.float64)
+            if self.metric == "euclidean":
+                diff = xc - q64
+                out[start : start + len(rows)] = np.sqrt((diff * diff).sum(axis=1))
+            else:
+                dots = (xc * q64).sum(axis=1)
+                denom = self._norms[rows] * qn
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    sim = np.where(denom > 0, dots / np.where(denom > 0, denom, 1.0), 0.0)
+                out[start : start + len(rows)] = 1.0 - sim
+        return out
+
+
+_faiss_module: object = None  # None: not tried yet; False: unavailable
+
+
+def _faiss():
+    global _faiss_module
+    if _faiss_module is None:
+        try:
+            import faiss
+
+            _faiss_module = faiss if hasattr(faiss, "fvec_inner_products_ny") else False
+        except Exception:  # pragma: no cover - faiss missing or broken: NumPy/BLAS fallback
+            log.debug("faiss unavailable; single queries use BLAS gemv")
+            _faiss_module = False
+    return _faiss_module
+
+
+_BLAS_MIN_ELEMENTS = 1 << 24
+"""Single-query scans of at least this many floats (64 MB) use multi-threaded BLAS."""
+
+
+def _dot_one(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``matrix @ q`` for one query: float32, one streaming pass over ``matrix``.
+
+    Large scans use BLAS gemv (multi-threaded: more memory bandwidth than one
+    core). Smaller ones use FAISS's single-threaded SIMD ``fvec_inner_products_ny``
+    (reading the matrix in place, memory maps included): on a busy machine a
+    multi-threaded gemv of a few MB waits for descheduled threads (measured p50
+    12 ms instead of 0.6 ms for 2.8k x 1280 at load average 6). Falls back to
+    BLAS when FAISS is unavailable.
+    """
+    n, d = matrix.shape
+    if n * d < _BLAS_MIN_ELEMENTS and n and matrix.dtype == np.float32 and matrix.flags.c_contiguous:
+        faiss = _faiss()
+        if faiss:
+            q = np.ascontiguousarray(q, dtype=np.float32)
+            out = np.empty(n, dtype=np.float32)
+            faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(matrix), d, n)
+            return out
+    return np.asarray(matrix @ q, dtype=np.float32)
+
+
+def id_tie_order(ids) -> np.ndarray:
+    """Rank of each row's id (0 = smallest), for ``ExactIndex(tie_order=...)``: ties resolve by id."""
+    ids = pd.Series(ids).reset_index(drop=True)
+    order = np.asarray(ids.argsort(kind="stable"), dtype=np.int64)
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[order] = np.arange(len(ids))
+    return ranks
