@@ -232,15 +232,16 @@ def recommend(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Write a PNG with the query and its recommendations.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Weights file the index was built with (photo queries).")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="Catalog folder for pictures, if it moved since indexing.")] = None,
 ) -> None:
     """Recommend the products most similar to a catalog product or a photo."""
-    from .catalog import parse_where
+    from .catalog import find_catalog_root, parse_where
     from .recommend import Recommender
 
     if (product_id is None) == (image is None):
         raise FashionrecError("give exactly one of --id ID or --image PATH_OR_URL")
     filters = parse_where(where)
-    rec = Recommender.load(index_dir, weights=weights)
+    rec = Recommender.load(index_dir, weights=weights, catalog_root=find_catalog_root(catalog) if catalog else None)
     if product_id is not None:
         results = rec.similar(product_id, k=k, where=filters, metric=metric)
         query: dict[str, Any] = rec.query_product(product_id)
@@ -304,17 +305,35 @@ def evaluate(
     metric: Annotated[str, typer.Option(help="euclidean or cosine.")] = "euclidean",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Folder for evaluation.json and the chart.")] = None,
+    normalize: Annotated[bool, typer.Option("--normalize", help="L2-normalise features before ranking.")] = False,
+    sample: Annotated[Optional[int], typer.Option(help="Evaluate this many random queries (default: all).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --sample and --photo-queries.")] = 0,
+    photo_queries: Annotated[int, typer.Option(
+        help="Also query with this many simulated new photos of catalog products (re-framed, rotated, "
+             "re-lit, re-encoded) and report how often each finds its own product.")] = 0,
 ) -> None:
     """Leave-one-out retrieval quality of an index (precision@k, mAP@k, nDCG@k, hit@1)."""
     from .evaluate import evaluate_index, write_evaluation
     from .index import IndexFolder
 
-    result = evaluate_index(IndexFolder.load(index_dir), k=k, relevance=relevance, metric=metric)
-    paths = write_evaluation(result, out) if out is not None else None
+    result = evaluate_index(IndexFolder.load(index_dir), k=k, relevance=relevance, metric=metric,
+                            normalize=normalize, sample=sample, seed=seed)
+    photos = None
+    if photo_queries:
+        from .evaluate import evaluate_photo_queries
+        from .recommend import Recommender
+
+        photos = evaluate_photo_queries(Recommender.load(index_dir), n=photo_queries, k=k, seed=seed, metric=metric)
+    paths = write_evaluation(result, out, photo_queries=photos) if out is not None else None
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        payload = result.to_dict()
+        if photos is not None:
+            payload["photo_queries"] = photos.to_dict()
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    table = Table(title=f"leave-one-out over {result.n_queries:,} queries, relevance = same {relevance}, {metric}",
+    features = "normalised" if normalize else "raw"
+    table = Table(title=f"leave-one-out over {result.n_queries:,} queries, relevance = same {relevance}, "
+                        f"{metric} on {features} features",
                   title_justify="left")
     table.add_column("metric")
     table.add_column("fashionrec", justify="right")
@@ -323,6 +342,15 @@ def evaluate(
         base = result.baseline.get(name)
         table.add_row(name, f"{value:.3f}", "" if base is None else f"{base:.3f}")
     console.print(table)
+    if photos is not None:
+        table = Table(title=f"{photos.n_queries} simulated new photos of catalog products, searched among "
+                            f"{photos.n_products:,}", title_justify="left")
+        table.add_column("finds its own product")
+        table.add_column("fashionrec", justify="right")
+        table.add_column("chance", justify="right")
+        for name, value in photos.overall.items():
+            table.add_row(name, f"{value:.3f}", f"{photos.chance[name]:.4f}")
+        console.print(table)
     if paths:
         console.print(f"written: {', '.join(str(p) for p in _as_list(paths))}", highlight=False, soft_wrap=True)
 

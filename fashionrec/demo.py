@@ -24,6 +24,7 @@ from .errors import BackboneError, DownloadError
 log = logging.getLogger(__name__)
 
 N_QUERIES = 4
+N_PHOTO_QUERIES = 50
 K = 5
 
 
@@ -90,7 +91,7 @@ def run_demo(
     """Run every stage into ``out`` and return where the report is."""
     from .embedding import build_index
     from .eda import write_report
-    from .evaluate import evaluate_index, write_evaluation
+    from .evaluate import evaluate_index, evaluate_photo_queries, write_evaluation
     from .index import IndexFolder
     from .recommend import Recommender
     from .viz import recommendation_figure
@@ -121,12 +122,14 @@ def run_demo(
         f"({summary.embedded:,} embedded, {summary.reused:,} reused, {len(summary.skipped)} skipped)")
 
     index = IndexFolder.load(index_dir)
-    evaluation = evaluate_index(index, k=10)
-    eval_paths = write_evaluation(evaluation, out / "evaluation")
-    p10 = evaluation.overall.get("precision@10")
-    say(f"evaluation: precision@10 = {p10:.3f} (random {evaluation.baseline.get('precision@10', float('nan')):.3f})")
-
     rec = Recommender(index, embedder=embedder)
+    evaluation = evaluate_index(index, k=10)
+    photos = evaluate_photo_queries(rec, n=N_PHOTO_QUERIES, k=10)
+    eval_paths = write_evaluation(evaluation, out / "evaluation", photo_queries=photos)
+    p10 = evaluation.overall.get("precision@10")
+    say(f"evaluation: precision@10 = {p10:.3f} (random {evaluation.baseline.get('precision@10', float('nan')):.3f}); "
+        f"a new photo of a product finds it first {photos.overall['hit@1']:.0%} of the time "
+        f"(chance {photos.chance['hit@1']:.2%})")
     figures = []
     for product_id in pick_queries(index.products, N_QUERIES):
         results = rec.similar(product_id, k=K)
@@ -138,7 +141,7 @@ def run_demo(
 
     report = write_demo_report(
         out, catalog_text=catalog_text, settings=settings, subset_text=subset_text, summary=summary,
-        eda=eda, evaluation=evaluation, eval_paths=eval_paths, figures=figures,
+        eda=eda, evaluation=evaluation, photos=photos, eval_paths=eval_paths, figures=figures,
     )
     return DemoResult(report, catalog_text, settings["backbone"], index_dir, evaluation.to_dict())
 
@@ -151,7 +154,7 @@ def pick_queries(products: pd.DataFrame, n: int) -> list[Any]:
     return [products.loc[products["articleType"] == t, "id"].min() for t in top]
 
 
-def write_demo_report(out: Path, *, catalog_text, settings, subset_text, summary, eda, evaluation,
+def write_demo_report(out: Path, *, catalog_text, settings, subset_text, summary, eda, evaluation, photos,
                       eval_paths, figures) -> Path:
     from .index import atomic_write
 
@@ -188,7 +191,11 @@ Recommendations rank by Euclidean distance between features.</p>
 <h2>Recommendations</h2>{recs}
 <h2>Retrieval quality</h2>
 <p>Leave-one-out over {evaluation.n_queries:,} products: a recommendation is relevant when it has the query's articleType.</p>
-<table><tr><th>metric (k={evaluation.k})</th><th>fashionrec</th><th>random</th></tr>{rows}</table>{eval_img}
+<table><tr><th>metric (k={evaluation.k})</th><th>fashionrec</th><th>random</th></tr>{rows}</table>
+<p>New photos: {photos.n_queries} catalog products were re-photographed (re-framed, rotated, re-lit, blurred,
+re-encoded as JPEG) and searched among all {photos.n_products:,}; the product itself came first in
+{photos.overall['hit@1']:.0%} of them and within the top {photos.k} in {photos.overall[f'recall@{photos.k}']:.0%}
+(chance: {photos.chance['hit@1']:.2%} and {photos.chance[f'recall@{photos.k}']:.2%}).</p>{eval_img}
 <h2>Catalog exploration</h2><p><a href="{rel(eda.html)}">Full EDA report</a></p><div class="grid">{charts}</div>
 </body></html>
 """
