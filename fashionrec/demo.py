@@ -97,7 +97,7 @@ def run_demo(
     from .viz import recommendation_figure
 
     say = log or (lambda message: logging.getLogger(__name__).info(message))
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
     cat, catalog_text, is_sample = choose_catalog(catalog, say)

@@ -93,6 +93,7 @@ class ImageEmbedder:
         self.runtime = runtime
         self.precision = precision
         self.cache_dir = cache_dir
+        self.expected_weights: str | None = None  # set by from_manifest: refuse other weights
         self._extractor = None
 
     @classmethod
@@ -112,8 +113,6 @@ class ImageEmbedder:
         )
         embedder.expected_weights = manifest["weights"]
         return embedder
-
-    expected_weights: str | None = None
 
     @property
     def extractor(self):

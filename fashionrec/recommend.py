@@ -71,6 +71,11 @@ class Recommender:
         self.products: pd.DataFrame = index.products.drop(
             columns=[c for c in HIDDEN_COLUMNS if c in index.products.columns]
         ).reset_index(drop=True)
+        # Result rows are taken from an object-dtype copy: taking 10 rows from
+        # Arrow-backed string columns costs more than the whole scan of a small index.
+        self._result_rows = self.products.astype(
+            {c: object for c in self.products.columns if pd.api.types.is_string_dtype(self.products[c].dtype)}
+        )
         ids = self.products["id"]
         self._row_of = pd.Index(ids)
         if not self._row_of.is_unique:
@@ -240,7 +245,8 @@ class Recommender:
     def _results(self, dist: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
         keep = rows >= 0
         rows, dist = rows[keep], dist[keep]
-        frame = self.products.iloc[rows].reset_index(drop=True)
+        frame = self._result_rows.iloc[rows]
+        frame.index = pd.RangeIndex(len(frame))
         frame.insert(1, "distance", dist.astype(np.float64))
         return frame
 
