@@ -114,3 +114,30 @@ def test_a_new_photo_of_a_product_finds_it_first(wf_index):
     chance = result.chance["hit@1"]
     assert result.overall["hit@1"] >= 0.5 > 100 * chance
     assert result.overall["recall@10"] >= result.overall["hit@1"]
+
+
+def test_recommend_by_photo_file_and_url(wf_index, shared_catalog, tmp_path):
+    import http.server
+    import threading
+    from functools import partial
+
+    index = IndexFolder.load(wf_index)
+    product = int(index.products["id"].iloc[100])
+    photo = shared_catalog / "images" / f"{product}.jpg"
+    result = runner.invoke(app, ["recommend", str(wf_index), "--image", str(photo), "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.stdout)["results"][0]
+    assert first["id"] == product and first["distance"] < 1e-3
+
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(shared_catalog / "images"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{product}.jpg"
+        png = tmp_path / "by-url.png"
+        result = runner.invoke(app, ["recommend", str(wf_index), "--image", url, "-k", "3", "--json", "--plot", str(png)])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"][0]["id"] == product
+    assert png.stat().st_size > 10_000
