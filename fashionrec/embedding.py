@@ -247,7 +247,8 @@ def build_index(
         signatures.append(sig)
     products["image_signature"] = pd.array(signatures, dtype="string")
 
-    known = _reusable_vectors(out, settings)
+    existing = _existing_index(out, settings)
+    known = _reusable_vectors(existing)
     checkpoint = _Checkpoint(out / PARTIAL_DIR, settings)
     known.update(checkpoint.load())
 
@@ -255,9 +256,9 @@ def build_index(
     todo = [i for i, (key, sig) in enumerate(zip(keys, signatures)) if sig is not None and key not in known]
     reused = sum(1 for key, sig in zip(keys, signatures) if sig is not None and key in known)
 
-    if not todo and _index_matches(out, products, keys, known, settings, catalog.root, where):
+    if not todo and existing is not None and _index_matches(existing, products, keys, known, catalog.root, where):
         log.info("index %s is up to date (%d vectors)", out, reused)
-        manifest = read_manifest(out)
+        manifest = existing.manifest
         return IndexRunSummary(
             out, manifest["count"], 0, reused, list(manifest.get("skipped", [])),
             time.perf_counter() - started, manifest, unchanged=True,
@@ -300,8 +301,8 @@ def build_index(
         "catalog": {"root": str(catalog.root.resolve()), "where": dict(where or {})},
         "skipped": skipped,
     }
-    if (out / MANIFEST_FILE).is_file():
-        manifest["created"] = read_manifest(out).get("created")
+    if existing is not None:
+        manifest["created"] = existing.manifest.get("created")
     written = write_index(out, matrix, products.iloc[rows].reset_index(drop=True), manifest)
     checkpoint.discard()
     seconds = time.perf_counter() - started
@@ -318,21 +319,26 @@ def _json_id(pid: Any) -> Any:
     return int(pid) if isinstance(pid, (int, np.integer)) else str(pid)
 
 
-def _reusable_vectors(out: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Vectors (and remembered failures) of an existing index with the same settings."""
+def _existing_index(out: Path, settings: Mapping[str, Any]) -> IndexFolder | None:
+    """The index already in ``out`` (same settings), None for a new or damaged one."""
     if not (out / MANIFEST_FILE).is_file():
         if out.exists() and any(p.name != PARTIAL_DIR for p in out.iterdir()):
             raise IndexFolderError(f"{out} exists and is not an index folder; choose an empty or new --out folder")
-        return {}
-    manifest = read_manifest(out)
-    check_compatible(manifest, settings, where=f"index {out}")
+        return None
+    check_compatible(read_manifest(out), settings, where=f"index {out}")
     try:
-        index = IndexFolder.load(out)
+        return IndexFolder.load(out)
     except IndexFolderError as exc:
         log.warning("ignoring the damaged index in %s (%s); its vectors will be recomputed", out, exc)
-        return {}
+        return None
+
+
+def _reusable_vectors(index: IndexFolder | None) -> dict[str, Any]:
+    """Vectors (and remembered failures) of an existing index, by id and image signature."""
     known: dict[str, Any] = {}
-    for entry in manifest.get("skipped", []):
+    if index is None:
+        return known
+    for entry in index.manifest.get("skipped", []):
         if entry.get("signature"):  # an unreadable file stays skipped until it changes
             known[_key(entry["id"], entry["signature"])] = entry["reason"]
     if "image_signature" in index.products.columns:
@@ -341,17 +347,10 @@ def _reusable_vectors(out: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
     return known
 
 
-def _index_matches(out, products, keys, known, settings, root, where) -> bool:
-    """True when ``out`` already holds exactly these products, vectors and settings."""
-    try:
-        index = IndexFolder.load(out)
-    except IndexFolderError:
-        return False
-    manifest = index.manifest
-    catalog_info = manifest.get("catalog") or {}
+def _index_matches(index: IndexFolder, products, keys, known, root, where) -> bool:
+    """True when ``index`` already holds exactly these products (its settings are checked already)."""
+    catalog_info = index.manifest.get("catalog") or {}
     if catalog_info.get("root") != str(Path(root).resolve()) or catalog_info.get("where") != dict(where or {}):
-        return False
-    if any(manifest.get(k) != settings.get(k) for k in ("backbone", "weights", "preprocessing")):
         return False
     embedded = [i for i, key in enumerate(keys) if not isinstance(known.get(key), str) and known.get(key) is not None]
     expected = products.iloc[embedded].reset_index(drop=True)

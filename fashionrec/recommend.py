@@ -73,9 +73,11 @@ class Recommender:
         ).reset_index(drop=True)
         # Result rows are taken from an object-dtype copy: taking 10 rows from
         # Arrow-backed string columns costs more than the whole scan of a small index.
+        # The distance column is laid out once here and filled per query.
         self._result_rows = self.products.astype(
             {c: object for c in self.products.columns if pd.api.types.is_string_dtype(self.products[c].dtype)}
         )
+        self._result_rows.insert(1, "distance", np.nan)
         ids = self.products["id"]
         self._row_of = pd.Index(ids)
         if not self._row_of.is_unique:
@@ -245,9 +247,9 @@ class Recommender:
     def _results(self, dist: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
         keep = rows >= 0
         rows, dist = rows[keep], dist[keep]
-        frame = self._result_rows.iloc[rows]
+        frame = self._result_rows.take(rows)
         frame.index = pd.RangeIndex(len(frame))
-        frame.insert(1, "distance", dist.astype(np.float64))
+        frame["distance"] = dist.astype(np.float64)
         return frame
 
 
