@@ -33,6 +33,10 @@ DEFAULT_MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
 
 
+_GENERIC_TYPES = ("", "application/octet-stream", "binary/octet-stream")
+"""Content types that say nothing about the body; Pillow's decode decides."""
+
+
 def is_url(source: Any) -> bool:
     """True for an ``http://`` or ``https://`` URL with a host."""
     if not isinstance(source, str):
@@ -156,8 +160,10 @@ def _download(
                 )
             )
         ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not ctype.startswith("image/"):
-            raise QueryError(f"{url} is not an image: content type {ctype or 'missing'!r}, expected image/*")
+        # Many CDNs serve pictures as generic bytes (or say nothing): those are
+        # let through to the decode check; a declared non-image type is refused.
+        if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
+            raise QueryError(f"{url} is not an image: content type {ctype!r}, expected image/*")
         length = response.headers.get("Content-Length")
         if length is not None and length.strip().isdigit() and int(length) > max_bytes:
             raise QueryError(

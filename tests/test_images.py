@@ -59,6 +59,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(ctype="text/html", body=b"<html>not a picture</html>")
         elif path == "/no-type":
             self._send(ctype=None, body=GOOD)
+        elif path == "/octet":
+            self._send(ctype="application/octet-stream", body=GOOD)
+        elif path == "/octet-garbage":
+            self._send(ctype="application/octet-stream", body=b"%PDF-1.4 not a picture")
         elif path == "/big-declared":
             self._send(body=GOOD, length=10**9)
         elif path == "/big-chunked":
@@ -136,13 +140,16 @@ def test_url_good(server):
     assert image.size == (6, 4) and image.getpixel((0, 0)) == (10, 120, 200)
     assert open_image(server + "/good-charset").size == (6, 4)
     assert open_image(server + "/once").size == (6, 4)  # one redirect is fine
+    # Generic or missing content types are decoded and judged by their bytes.
+    assert open_image(server + "/octet").size == (6, 4)
+    assert open_image(server + "/no-type").size == (6, 4)
 
 
 @pytest.mark.parametrize(
     "path, message",
     [
         ("/page", r"not an image: content type 'text/html', expected image/\*"),
-        ("/no-type", "content type 'missing'"),
+        ("/octet-garbage", "cannot decode"),
         ("/garbage.png", "cannot decode"),
         ("/loop", "too many redirects"),
         ("/nothing-here.png", "HTTP 404"),
