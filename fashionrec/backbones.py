@@ -32,8 +32,6 @@ import functools
 import hashlib
 import logging
 import os
-import socket
-import threading
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -42,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import BackboneError
+from .network import reachable as _network_reachable
 
 log = logging.getLogger(__name__)
 
@@ -367,24 +366,8 @@ def _check_materialised(model, path: Path | str) -> None:
 # ResNet50 (torchvision)
 # --------------------------------------------------------------------------- #
 RESNET50_HOST = ("download.pytorch.org", 443)
-NETWORK_PROBE_TIMEOUT_S = 5.0
 
 
-def _network_reachable(host: str, port: int, timeout: float = NETWORK_PROBE_TIMEOUT_S) -> bool:
-    """TCP connect probe, bounded by ``timeout`` even when DNS resolution hangs."""
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout + 1.0)
-    return bool(result and result[0])
 
 
 def resnet50_cache_path() -> Path:

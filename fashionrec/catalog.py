@@ -23,7 +23,6 @@ import csv
 import io
 import logging
 import os
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -456,7 +455,7 @@ def download(variant: str = "small", dest: str | os.PathLike | None = None, *, t
     ``timeout`` seconds with :class:`DownloadError` when Kaggle is unreachable.
     """
     handle = _kaggle_handle(variant)
-    _check_reachable("www.kaggle.com", 443, timeout, what=f"download {handle}")
+    _check_reachable(timeout, what=f"download {handle}")
     import kagglehub
 
     try:
@@ -476,14 +475,18 @@ def _kaggle_handle(variant: str) -> str:
     return KAGGLE_DATASETS[variant]
 
 
-def _check_reachable(host: str, port: int, timeout: float, *, what: str) -> None:
-    """Fail fast, with a useful message, when there is no route to ``host``."""
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
+KAGGLE_HOST: tuple[str, int] = ("www.kaggle.com", 443)
+
+
+def _check_reachable(timeout: float, *, what: str) -> None:
+    """Fail fast, with a useful message, when Kaggle cannot be reached."""
+    from .network import reachable
+
+    host, port = KAGGLE_HOST
+    if not reachable(host, port, timeout):
         raise DownloadError(
-            f"cannot {what}: network unreachable ({host}:{port}: {exc.strerror or exc}). "
+            f"cannot {what}: network unreachable (no connection to {host}:{port}). "
             "Download the catalog on a machine with internet access and pass its folder instead "
             "(e.g. `fashionrec eda /path/to/fashion-product-images-small`), "
             "or run `fashionrec demo` on the generated offline sample."
-        ) from None
+        )

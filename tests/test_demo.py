@@ -15,8 +15,14 @@ runner = CliRunner()
 @pytest.fixture
 def offline_home(tmp_path, monkeypatch):
     """No KaggleHub copy and no cached ResNet50 weights: what a fresh offline machine has."""
+    import fashionrec.backbones
+    import fashionrec.catalog
+
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    # Closed local ports stand for Kaggle and the PyTorch hub, also on machines with internet.
+    monkeypatch.setattr(fashionrec.catalog, "KAGGLE_HOST", ("127.0.0.1", 1))
+    monkeypatch.setattr(fashionrec.backbones, "RESNET50_HOST", ("127.0.0.1", 1))
     return tmp_path
 
 
