@@ -73,13 +73,10 @@ class Recommender:
         ).reset_index(drop=True)
         # Result rows are taken from an object-dtype copy: taking 10 rows from
         # Arrow-backed string columns costs more than the whole scan of a small index.
-        # The distance column is laid out once here and filled per query.
-        self._result_rows = self.products.astype(
-            {c: object for c in self.products.columns if pd.api.types.is_string_dtype(self.products[c].dtype)}
-        )
-        self._result_rows.insert(1, "distance", np.nan)
+        self._result_rows = _result_template(self.products)
         ids = self.products["id"]
-        self._row_of = pd.Index(ids)
+        # A NumPy-backed index: id lookups are hash lookups, not extension-array scans.
+        self._row_of = pd.Index(ids.to_numpy(dtype=np.int64) if _plain_int(ids) else ids.to_numpy(dtype=object))
         if not self._row_of.is_unique:
             dup = ids[ids.duplicated()].iloc[0]
             raise QueryError(f"index {index.path} has duplicate product id {dup!r}; rebuild it with `fashionrec index`")
@@ -251,6 +248,26 @@ class Recommender:
         frame.index = pd.RangeIndex(len(frame))
         frame["distance"] = dist.astype(np.float64)
         return frame
+
+
+def _plain_int(ids: pd.Series) -> bool:
+    return pd.api.types.is_integer_dtype(ids.dtype) and not ids.isna().any()
+
+
+def _result_template(products: pd.DataFrame) -> pd.DataFrame:
+    """``products`` laid out for fast row takes: ``id``, ``distance`` (filled per query), attributes.
+
+    All text columns share one object block: taking 10 rows of Arrow-backed
+    string columns one by one costs more than the whole scan of a small index.
+    """
+    text = [c for c in products.columns if pd.api.types.is_string_dtype(products[c].dtype)]
+    frame = pd.DataFrame(products[text].to_numpy(dtype=object), columns=text, dtype=object)
+    for column in products.columns:
+        if column not in text:
+            frame[column] = products[column].array
+    frame["distance"] = np.nan
+    order = ["id", "distance"] + [c for c in products.columns if c != "id"]
+    return frame[order]
 
 
 def _check_k(k: Any) -> int:
