@@ -246,12 +246,15 @@ def recommend(
         results = rec.similar(product_id, k=k, where=filters, metric=metric)
         query: dict[str, Any] = rec.query_product(product_id)
     else:
-        results = rec.similar_to_image(image, k=k, where=filters, metric=metric)
+        from .images import open_image
+
+        picture = open_image(image)  # once: a URL is fetched for the search and the plot alike
+        results = rec.similar_to_image(picture, k=k, where=filters, metric=metric)
         query = {"image": image}
     if plot is not None:
         from .viz import recommendation_figure
 
-        recommendation_figure(rec, results, product_id if product_id is not None else image, plot)
+        recommendation_figure(rec, results, product_id if product_id is not None else picture, plot)
     if as_json:
         payload = {"query": _jsonable(query), "results": [_jsonable(r) for r in results.to_dict("records")]}
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
@@ -352,13 +355,7 @@ def evaluate(
             table.add_row(name, f"{value:.3f}", f"{photos.chance[name]:.4f}")
         console.print(table)
     if paths:
-        console.print(f"written: {', '.join(str(p) for p in _as_list(paths))}", highlight=False, soft_wrap=True)
-
-
-def _as_list(paths) -> list:
-    if isinstance(paths, dict):
-        return list(paths.values())
-    return list(paths) if isinstance(paths, (list, tuple)) else [paths]
+        console.print(f"written: {', '.join(str(p) for p in paths.values())}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- demo

@@ -167,7 +167,7 @@ def write_demo_report(out: Path, *, catalog_text, settings, subset_text, summary
         for name, value in evaluation.overall.items()
     )
     charts = "".join(f'<img src="{rel(p)}" alt="chart">' for p in eda.charts[:6])
-    eval_pngs = [p for p in _paths(eval_paths) if str(p).endswith(".png")]
+    eval_pngs = [p for p in eval_paths.values() if p.suffix == ".png"]
     eval_img = "".join(f'<img src="{rel(p)}" alt="evaluation chart">' for p in eval_pngs)
     recs = "".join(
         f"<figure><img src=\"{rel(png)}\" alt=\"recommendations\"><figcaption>Like <b>{e(str(q.get('productDisplayName') or q.get('id')))}</b>"
@@ -203,12 +203,3 @@ re-encoded as JPEG) and searched among all {photos.n_products:,}; the product it
     atomic_write(target, lambda f: f.write(page.encode("utf-8")))
     return target
 
-
-def _paths(paths) -> list:
-    if paths is None:
-        return []
-    if isinstance(paths, dict):
-        return list(paths.values())
-    if isinstance(paths, (list, tuple)):
-        return list(paths)
-    return [paths]
