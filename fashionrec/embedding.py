@@ -268,19 +268,16 @@ def build_index(
     if todo:
         paths = [catalog.root / products["image"].iloc[i] for i in todo]
         done_keys = [keys[i] for i in todo]
-        try:
-            for keys_done, vectors, failures in _embed_files(
-                embedder, paths, done_keys, batch_size=batch_size, workers=workers,
-                checkpoint_every=checkpoint_every, progress=progress, total=len(todo),
-            ):
-                checkpoint.save(keys_done, vectors, failures)
-                for key, vector in zip(keys_done, vectors):
-                    known[key] = vector
-                for key, reason in failures.items():
-                    known[key] = reason
-                embedded += len(keys_done)
-        finally:
-            checkpoint.close()
+        for keys_done, vectors, failures in _embed_files(
+            embedder, paths, done_keys, batch_size=batch_size, workers=workers,
+            checkpoint_every=checkpoint_every, progress=progress, total=len(todo),
+        ):
+            checkpoint.save(keys_done, vectors, failures)
+            for key, vector in zip(keys_done, vectors):
+                known[key] = vector
+            for key, reason in failures.items():
+                known[key] = reason
+            embedded += len(keys_done)
 
     # Assemble in catalog order; rows that failed become skipped.
     rows, vectors = [], []
@@ -418,9 +415,6 @@ class _Checkpoint:
                 failed_reasons=np.array(list(failures.values()), dtype=str),
             ),
         )
-
-    def close(self) -> None:
-        pass
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

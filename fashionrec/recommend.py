@@ -218,9 +218,6 @@ class Recommender:
         if not isinstance(where, Mapping):
             raise QueryError(f"filter must be a mapping of attribute to value(s), got {type(where).__name__}")
         columns = list(self.products.columns)
-        for key in where:
-            if key not in columns:
-                raise QueryError(f"unknown attribute {key!r} in filter; known attributes: {', '.join(columns)}")
         try:
             key = tuple(sorted((k, tuple(sorted(v.casefold() for v in values)))
                                for k, values in normalize_where(where, columns).items()))
