@@ -37,8 +37,9 @@ engines to come.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,15 @@ class VectorIndex(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+class _Scored(NamedTuple):
+    """The rows one search scores: all rows (``rows`` None) or a gathered subset."""
+
+    rows: np.ndarray | None  # row positions of the scored subset, or None for all rows
+    sq_norms32: np.ndarray  # float32 squared norms of the scored rows
+    inv_norms32: np.ndarray  # float32 inverse norms of the scored rows (0 for zero vectors)
+    masked_out: np.ndarray | None  # bool, scored rows the filter rejects (all-rows scans only)
+
+
 class ExactIndex:
     """Exact (brute-force) search, float64-exact results, BLAS speed.
 
@@ -103,6 +113,9 @@ class ExactIndex:
       44k x 1280 — ExactIndex 26-28 ms, 10 % filter 9-10 ms, 50 % filter 29 ms
       (FAISS ``IDSelectorBatch`` 10 % filter: 1.5 ms);
       2.8k x 1280 — ExactIndex 0.7 ms, 10 % filter 0.5 ms, bare gemv 12 ms.
+    * quiet machine, real Lite0 features, 2.8k x 1280, after reworking the
+      per-query bookkeeping into few NumPy calls (:meth:`_rank`): gemv 0.29 ms,
+      ExactIndex 0.43-0.50 ms (0.50-0.55 ms before).
 
     FAISS's flat index is slower unfiltered, wins only for selective filters
     (where both are far below the unfiltered cost) and would hold a second,
@@ -213,8 +226,10 @@ class ExactIndex:
         out_i = np.full((nq, k), -1, dtype=np.int64)
         if rows is not None and len(rows) == 0:
             return out_d, out_i
-        sq32 = self._sq_norms32 if rows is None else self._sq_norms32[rows]
-        inv32 = self._inv_norms32 if rows is None else self._inv_norms32[rows]
+        if rows is not None:
+            scored = _Scored(rows, self._sq_norms32[rows], self._inv_norms32[rows], None)
+        else:
+            scored = _Scored(None, self._sq_norms32, self._inv_norms32, None if mask is None else ~mask)
 
         for start in range(0, nq, self.block_size):
             qb = queries[start : start + self.block_size]
@@ -224,30 +239,56 @@ class ExactIndex:
                 scores = _dot_one(X, qb[0])[None, :]  # one pass over the vectors, in place
             else:
                 scores = qb @ X.T  # BLAS gemm
-            approx, tol = self._approx(qb, scores, sq32, inv32)
-            if mask is not None:
-                approx[:, ~mask] = np.inf
-            if exclude is not None:
-                for j in range(len(qb)):
-                    self._exclude(approx[j], exclude[start + j], rows, n)
-            kth = self._kth(approx, k)
             for j in range(len(qb)):
                 qi = start + j
-                if np.isfinite(kth[j]):
-                    cand = np.flatnonzero(approx[j] <= kth[j] + tol[j])
-                else:
-                    cand = np.flatnonzero(np.isfinite(approx[j]))
-                if len(cand) == 0:
-                    continue
-                cand_rows = cand if rows is None else rows[cand]
-                dist = self._exact(qb[j], cand_rows)
-                tie = cand_rows if self._tie_order is None else self._tie_order[cand_rows]
-                order = np.lexsort((tie, dist))[:k]
-                out_d[qi, : len(order)] = dist[order]
-                out_i[qi, : len(order)] = cand_rows[order]
+                dist, found = self._rank(qb[j], scores[j], k, scored, None if exclude is None else exclude[qi])
+                out_d[qi, : len(found)] = dist
+                out_i[qi, : len(found)] = found
         return out_d, out_i
 
     # ------------------------------------------------------------------ internals
+
+    def _rank(
+        self, q: np.ndarray, scores: np.ndarray, k: int, scored: _Scored, excl
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top ``k`` of one query from its float32 dot products ``scores`` (overwritten).
+
+        Returns float64 distances and row positions, sorted (ties by tie rank),
+        at most ``k`` of them. Every step is one NumPy call over the scored rows:
+        for a small index this bookkeeping, not the scan, would otherwise dominate.
+        """
+        q64 = q.astype(np.float64)
+        q_norm = math.sqrt(float(q64 @ q64))
+        g = self._gamma + 4 * _U32
+        # ``approx`` ranks like the distance: |x|^2 - 2 q.x (= d^2 - |q|^2) for euclidean,
+        # -q.x / |x| (= |q| (cos distance - 1)) for cosine. ``tol`` bounds the float32 error
+        # between two rows' values: q.x is off by at most gamma_D |q||x|, the other
+        # operations by a few ulps of (|q| + |x|)^2 (euclidean) or of |q| (cosine).
+        approx = scores
+        if self.metric == "euclidean":
+            approx *= np.float32(-2.0)
+            approx += scored.sq_norms32
+            tol = 2 * (2 * g * q_norm * self._max_norm + 4 * _U32 * (q_norm + self._max_norm) ** 2)
+        else:
+            approx *= scored.inv_norms32
+            np.negative(approx, out=approx)
+            tol = 2 * (g + 8 * _U32) * q_norm
+        tol = np.float64(tol * 1.01 + 1e-30)
+        if scored.masked_out is not None:
+            approx[scored.masked_out] = np.inf
+        if excl is not None:
+            self._exclude(approx, excl, scored.rows, self.ntotal)
+        if k <= len(approx):
+            kth = np.float64(np.partition(approx, k - 1)[k - 1])
+        else:
+            kth = np.float64(np.inf)  # fewer rows than k: every finite one is a candidate
+        cand = np.flatnonzero(approx <= kth + tol) if np.isfinite(kth) else np.flatnonzero(np.isfinite(approx))
+        if scored.rows is not None:
+            cand = scored.rows[cand]
+        dist = self._exact(q64, q_norm, cand)
+        tie = cand if self._tie_order is None else self._tie_order[cand]
+        order = np.lexsort((tie, dist))[:k]
+        return dist[order], cand[order]
 
     def _gathered_scores(self, qb: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Dot products with the rows ``rows`` only, gathered in small cache-sized chunks."""
@@ -265,31 +306,13 @@ class ExactIndex:
                 scores[:, start : start + len(part)] = qb @ block.T
         return scores
 
-    def _approx(self, qb: np.ndarray, scores: np.ndarray, sq32: np.ndarray, inv32: np.ndarray):
-        """Approximate distances (float32, in place of ``scores``) and per-query error margins."""
-        q64 = qb.astype(np.float64)
-        q_norm = np.sqrt(np.einsum("ij,ij->i", q64, q64))
-        g = self._gamma + 4 * _U32
-        if self.metric == "euclidean":
-            # d^2 ~ |x|^2 - 2 q.x + |q|^2, evaluated in float32. Error of q.x is at most
-            # gamma_D |q||x|; the additions add a few ulps of (|q| + |x|)^2.
-            scores *= -2.0
-            scores += sq32[None, :]
-            scores += (q_norm**2).astype(np.float32)[:, None]
-            tol = 2 * (2 * g * q_norm * self._max_norm + 4 * _U32 * (q_norm + self._max_norm) ** 2)
-        else:
-            # 1 - q.x / (|q||x|): error of the cosine is at most ~gamma_D + a few ulps.
-            with np.errstate(divide="ignore"):
-                inv_q = np.where(q_norm > 0, 1.0 / q_norm, 0.0).astype(np.float32)
-            scores *= inv32[None, :]
-            scores *= inv_q[:, None]
-            np.subtract(np.float32(1.0), scores, out=scores)
-            tol = 2 * (g + 8 * _U32) * np.ones(len(qb))
-        return scores, tol * 1.01 + 1e-30
-
     @staticmethod
     def _exclude(approx_row: np.ndarray, excl, rows: np.ndarray | None, n: int) -> None:
         """Set the approximate distance of excluded rows to inf (in place)."""
+        if rows is None and len(excl) == 1 and isinstance(excl[0], (int, np.integer)):
+            if 0 <= excl[0] < n:  # the common case: one query product, no filter gather
+                approx_row[excl[0]] = np.inf
+            return
         excl = np.asarray(excl, dtype=np.int64).ravel()
         if not len(excl):
             return
@@ -301,37 +324,25 @@ class ExactIndex:
         pos, excl = pos[inside], excl[inside]
         approx_row[pos[rows[pos] == excl]] = np.inf
 
-    @staticmethod
-    def _kth(approx: np.ndarray, k: int) -> np.ndarray:
-        """Per query, the k-th smallest approximate distance (inf when fewer than k rows)."""
-        m = approx.shape[1]
-        if k > m:
-            return np.full(len(approx), np.inf)
-        if len(approx) == 1:
-            return np.partition(approx[0], k - 1)[k - 1 : k]
-        return np.partition(approx, k - 1, axis=1)[:, k - 1]
+    def _exact(self, q64: np.ndarray, qn: float, cand_rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """float64 distances of ``q64`` (norm ``qn``) to rows ``cand_rows``.
 
-    def _exact(self, q: np.ndarray, cand_rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """float64 distances of ``q`` to rows ``cand_rows`` (chunked: many tied candidates stay cheap).
-
-        Row-wise element sums (not BLAS) so identical vectors get bit-identical distances.
+        Chunked, so that many tied candidates stay cheap; row-wise element sums
+        (not BLAS), so that identical vectors get bit-identical distances.
         """
-        q64 = q.astype(np.float64)
-        out = np.empty(len(cand_rows), dtype=np.float64)
-        qn = float(np.sqrt((q64 * q64).sum()))
-        for start in range(0, len(cand_rows), chunk):
-            rows = cand_rows[start : start + chunk]
-            xc = np.asarray(self._vectors[rows], dtype=np.float64)
-            if self.metric == "euclidean":
-                diff = xc - q64
-                out[start : start + len(rows)] = np.sqrt((diff * diff).sum(axis=1))
-            else:
-                dots = (xc * q64).sum(axis=1)
-                denom = self._norms[rows] * qn
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    sim = np.where(denom > 0, dots / np.where(denom > 0, denom, 1.0), 0.0)
-                out[start : start + len(rows)] = 1.0 - sim
-        return out
+        if len(cand_rows) > chunk:
+            return np.concatenate([self._exact(q64, qn, cand_rows[start : start + chunk], chunk)
+                                   for start in range(0, len(cand_rows), chunk)])
+        xc = self._vectors[cand_rows]  # float32; the arithmetic below promotes it to float64
+        if self.metric == "euclidean":
+            diff = np.subtract(xc, q64)
+            diff *= diff
+            return np.sqrt(diff.sum(axis=1))
+        dots = np.multiply(xc, q64).sum(axis=1)
+        denom = self._norms[cand_rows] * qn
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sim = np.where(denom > 0, dots / np.where(denom > 0, denom, 1.0), 0.0)
+        return 1.0 - sim
 
 
 _faiss_module: object = None  # None: not tried yet; False: unavailable

@@ -130,6 +130,24 @@ def test_float32_cancellation_is_reranked_exactly():
     np.testing.assert_allclose(d, rd, rtol=1e-12)
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("query_scale", [1e-3, 1.0, 1e4])
+def test_near_collinear_vectors_any_scale(metric, query_scale):
+    """Directions differing in the 5th digit, norms over 6 orders of magnitude: the float32
+    candidate margin must scale with the query and the vectors, whatever their size."""
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=48)
+    X = (base + rng.normal(scale=1e-5, size=(400, 48))) * rng.uniform(1e-2, 1e4, size=(400, 1))
+    X = X.astype(np.float32)
+    Q = (X[[0, 123]] * query_scale).astype(np.float32)
+    index = ExactIndex(metric).fit(X)
+    for one in (False, True):  # the single-query path and the batched one
+        d, i = index.search(Q[:1] if one else Q, 15, exclude=[[0]] if one else [[0], [123]])
+        rd, ri = reference(X, Q[:1] if one else Q, 15, metric, exclude=[[0]] if one else [[0], [123]])
+        np.testing.assert_array_equal(i, ri)
+        np.testing.assert_allclose(d, rd, rtol=1e-9, atol=1e-12)
+
+
 def test_cosine_zero_vector():
     X = np.array([[0, 0], [1, 0], [0, 1], [-1, 0]], dtype=np.float32)
     d, i = ExactIndex("cosine").fit(X).search(np.array([1, 0.1], np.float32), 4)
