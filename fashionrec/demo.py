@@ -156,7 +156,7 @@ def pick_queries(products: pd.DataFrame, n: int) -> list[Any]:
 
 def write_demo_report(out: Path, *, catalog_text, settings, subset_text, summary, eda, evaluation, photos,
                       eval_paths, figures) -> Path:
-    from .index import atomic_write
+    from .output import atomic_write
 
     def rel(path) -> str:
         return html.escape(os.path.relpath(Path(path), out))

@@ -54,7 +54,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ import pandas as pd
 
 from .catalog import Catalog, normalize_where
 from .errors import FashionrecError
+from .output import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -185,36 +185,10 @@ def summarize(catalog: Catalog, *, where: Mapping[str, Any] | None = None) -> di
 # --------------------------------------------------------------------------- files
 
 
-def _file_mode() -> int:
-    """rw for everyone the umask allows (mkstemp alone gives 0600)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-_MODE = _file_mode()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _save_figure(fig, path: Path, *, tight: bool = False) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, **({"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}))
-    _atomic_write(path, buffer.getvalue())
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
     return path
 
 
@@ -540,8 +514,10 @@ def write_report(
     summary_path = out / "summary.json"
     html_path = out / "index.html"
     try:
-        _atomic_write(summary_path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-        _atomic_write(html_path, _html(summary, title, sections, unreadable, missing_ids).encode("utf-8"))
+        summary_text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+        page = _html(summary, title, sections, unreadable, missing_ids)
+        atomic_write(summary_path, lambda f: f.write(summary_text.encode("utf-8")))
+        atomic_write(html_path, lambda f: f.write(page.encode("utf-8")))
     except OSError as exc:
         raise FashionrecError(f"cannot write the report into {out}: {exc.strerror or exc}") from None
     log.info("wrote EDA report %s (%d charts) in %.1fs", html_path, len(charts), time.perf_counter() - started)

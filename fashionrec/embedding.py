@@ -31,7 +31,8 @@ from PIL import Image, UnidentifiedImageError
 
 from .catalog import Catalog
 from .errors import FashionrecError, IndexFolderError
-from .index import MANIFEST_FILE, IndexFolder, atomic_write, check_compatible, read_manifest, write_index
+from .index import MANIFEST_FILE, IndexFolder, check_compatible, read_manifest, write_index
+from .output import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import FashionrecError, QueryError
-from .index import IndexFolder, atomic_write
+from .index import IndexFolder
+from .output import atomic_write
 from .search import METRICS, ExactIndex, id_tie_order
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .errors import IndexFolderError
+from .output import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -229,21 +229,6 @@ def write_index(
     atomic_write(path / PRODUCTS_FILE, lambda f: pq.write_table(table, f))
     atomic_write(path / MANIFEST_FILE, lambda f: f.write(json.dumps(full, indent=2, default=str).encode()))
     return full
-
-
-def atomic_write(target: Path, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file, then rename it over ``target``."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def utc_now() -> str:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from .errors import FashionrecError, QueryError
 from .images import is_url, open_image
-from .index import atomic_write
+from .output import atomic_write
 
 if TYPE_CHECKING:
     from .recommend import Recommender
