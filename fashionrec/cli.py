@@ -265,24 +265,9 @@ def recommend(
 
 
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
-    import math
+    from .output import json_value
 
-    import numpy as np
-    import pandas as pd
-
-    out = {}
-    for key, value in record.items():
-        if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
-            out[key] = None
-        elif isinstance(value, np.integer):
-            out[key] = int(value)
-        elif isinstance(value, (np.floating, float)):
-            out[key] = float(value) if math.isfinite(value) else None
-        elif isinstance(value, np.bool_):
-            out[key] = bool(value)
-        else:
-            out[key] = value if isinstance(value, (int, str, bool, list, dict)) else str(value)
-    return out
+    return {key: json_value(value) for key, value in record.items()}
 
 
 def _print_results(query: dict[str, Any], results) -> None:

@@ -32,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from .catalog import Catalog
 from .errors import FashionrecError, IndexFolderError
 from .index import MANIFEST_FILE, IndexFolder, check_compatible, read_manifest, write_index
-from .output import atomic_write
+from .output import atomic_write, json_value
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def build_index(
             except OSError:
                 pass
         if sig is None:
-            skipped.append({"id": _json_id(pid), "image": None if pd.isna(rel) else str(rel), "reason": "no image file"})
+            skipped.append({"id": json_value(pid), "image": None if pd.isna(rel) else str(rel), "reason": "no image file"})
         signatures.append(sig)
     products["image_signature"] = pd.array(signatures, dtype="string")
 
@@ -287,7 +287,7 @@ def build_index(
             continue
         value = known.get(key)
         if isinstance(value, str) or value is None:
-            skipped.append({"id": _json_id(products["id"].iloc[i]), "image": str(products["image"].iloc[i]),
+            skipped.append({"id": json_value(products["id"].iloc[i]), "image": str(products["image"].iloc[i]),
                             "signature": signatures[i], "reason": value or "not embedded"})
             continue
         rows.append(i)
@@ -311,10 +311,6 @@ def build_index(
 
 def _key(pid: Any, sig: str | None) -> str:
     return f"{pid}\t{sig}"
-
-
-def _json_id(pid: Any) -> Any:
-    return int(pid) if isinstance(pid, (int, np.integer)) else str(pid)
 
 
 def _existing_index(out: Path, settings: Mapping[str, Any]) -> IndexFolder | None:

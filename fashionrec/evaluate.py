@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ import pandas as pd
 
 from .errors import FashionrecError, QueryError
 from .index import IndexFolder
-from .output import atomic_write
+from .output import atomic_write, json_value
 from .search import METRICS, ExactIndex, id_tie_order
 
 log = logging.getLogger(__name__)
@@ -178,7 +177,7 @@ class EvaluationResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (plain floats, NaN as None)."""
         per_class = [
-            {key: _plain(value) for key, value in record.items()} for record in self.per_class.to_dict(orient="records")
+            {key: json_value(value) for key, value in record.items()} for record in self.per_class.to_dict(orient="records")
         ]
         return {
             "k": self.k,
@@ -191,9 +190,9 @@ class EvaluationResult:
             "sample": self.sample,
             "seed": self.seed,
             "seconds": round(self.seconds, 3),
-            "source": {key: _plain(value) for key, value in self.source.items()},
-            "overall": {key: _plain(value) for key, value in self.overall.items()},
-            "baseline": {key: _plain(value) for key, value in self.baseline.items()},
+            "source": {key: json_value(value) for key, value in self.source.items()},
+            "overall": {key: json_value(value) for key, value in self.overall.items()},
+            "baseline": {key: json_value(value) for key, value in self.baseline.items()},
             "per_class": per_class,
         }
 
@@ -399,21 +398,6 @@ def _chart_png(result: EvaluationResult, *, top: int) -> bytes:
     return buffer.getvalue()
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if value is pd.NA or value is None:
-        return None
-    if isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
 # --------------------------------------------------------------------------- photo queries
 
 
@@ -473,8 +457,8 @@ class PhotoQueryResult:
             "n_queries": self.n_queries,
             "n_products": self.n_products,
             "k": self.k,
-            "overall": {key: _plain(value) for key, value in self.overall.items()},
-            "chance": {key: _plain(value) for key, value in self.chance.items()},
+            "overall": {key: json_value(value) for key, value in self.overall.items()},
+            "chance": {key: json_value(value) for key, value in self.chance.items()},
             "seconds": round(self.seconds, 3),
         }
 
