@@ -28,7 +28,6 @@ Registered backbones:
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import logging
 import os
@@ -40,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import BackboneError
+from .images import to_rgb
 from .network import reachable as _network_reachable
 
 log = logging.getLogger(__name__)
@@ -141,24 +141,6 @@ def draft_target(p: Preprocessing) -> tuple[int, int]:
     """
     s = p.resize_size if p.mode == "crop" else p.input_size
     return (s, s)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB; transparency is composited on white."""
-    if image.mode == "RGB":
-        return image
-    if image.mode == "P":
-        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
-    elif image.mode in ("LA", "La", "PA", "RGBa"):
-        image = image.convert("RGBA")
-    elif image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        hi = 65535.0 if image.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        image = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if image.mode == "RGBA":
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return image.convert("RGB")
 
 
 def preprocess(image: Image.Image, p: Preprocessing) -> np.ndarray:
@@ -368,8 +350,6 @@ def _check_materialised(model, path: Path | str) -> None:
 RESNET50_HOST = ("download.pytorch.org", 443)
 
 
-
-
 def resnet50_cache_path() -> Path:
     """Where torchvision caches the IMAGENET1K_V1 checkpoint (honours TORCH_HOME)."""
     import torch
@@ -472,7 +452,6 @@ def lite0_default_weights() -> Path:
 
 def _build_lite0(weights_path: Path | None, classifier: bool = False):
     import timm
-
     import torch
 
     path = weights_path if weights_path is not None else lite0_default_weights()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import QueryError
@@ -97,10 +98,39 @@ def open_image(
     )
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB; transparency is composited on white.
+
+    Catalog pictures are products on white, so a transparent background must
+    become white, not the black a plain ``convert("RGB")`` gives: indexing and
+    photo queries both convert through here. An RGB image is returned as is.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
+    elif image.mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    elif image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        hi = 65535.0 if image.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "RGBA":
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def _own_rgb(image: Image.Image) -> Image.Image:
+    """An RGB image of our own: never the caller's object, never one tied to a closed file."""
+    rgb = to_rgb(image)
+    return rgb.copy() if rgb is image else rgb
+
+
 def _to_rgb(image: Image.Image, what: str) -> Image.Image:
     try:
         image.load()
-        return image.convert("RGB") if image.mode != "RGB" else image.copy()
+        return _own_rgb(image)
     except (OSError, ValueError) as exc:
         raise QueryError(f"cannot use {what}: {exc}") from None
 
@@ -110,7 +140,7 @@ def _decode(stream, what: str) -> Image.Image:
     try:
         with Image.open(stream) as image:
             image.load()
-            return image.convert("RGB")
+            return _own_rgb(image)
     except Image.DecompressionBombError as exc:
         raise QueryError(f"{what} is too large to decode safely: {exc}") from None
     except UnidentifiedImageError:

@@ -194,3 +194,27 @@ def test_session_is_used(server):
         session.max_redirects = 0
         with pytest.raises(QueryError, match="too many redirects"):
             open_image(server + "/once", session=session)
+
+
+def test_transparent_photo_is_queried_on_white_like_the_index_sees_it(tmp_path):
+    """A cut-out product photo (transparent background) must look as it does when indexed:
+    on white, the catalog's background, not on the black of a plain RGB conversion."""
+    import numpy as np
+
+    from fashionrec.backbones import get_backbone, preprocess
+    from fashionrec.embedding import load_image_array
+
+    photo = Image.new("RGBA", (60, 80), (0, 0, 0, 0))
+    photo.paste((200, 30, 40, 255), (20, 25, 40, 55))  # an opaque red product
+    path = tmp_path / "cutout.png"
+    photo.save(path)
+    for source in (path, str(path), photo):
+        opened = open_image(source)
+        pixels = np.asarray(opened)
+        assert opened.mode == "RGB"
+        assert (pixels[:10, :10] == 255).all() and tuple(pixels[40, 30]) == (200, 30, 40)
+    assert photo.mode == "RGBA"  # the caller's image is left as it was
+    settings = get_backbone("efficientnet_lite0").preprocessing
+    queried = preprocess(open_image(path), settings)
+    indexed = load_image_array(path, settings)
+    np.testing.assert_array_equal(queried, indexed)
