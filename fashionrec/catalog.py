@@ -347,10 +347,7 @@ def _list_images(folder: Path) -> dict[str, str]:
 def _load_kaggle(root: Path) -> Catalog:
     styles = root / "styles.csv"
     products, repaired = read_styles(styles)
-    images = _list_images(root / "images")
-    names = products["id"].astype(str).map(images).astype("string")
-    products["image"] = ("images/" + names).astype("string")
-    products["has_image"] = products["image"].notna().to_numpy(dtype=bool)
+    _attach_images(products, _list_images(root / "images"), "images/")
     links = root / "images.csv"
     if links.is_file():
         products["link"] = _read_links(links, products["id"])
@@ -362,11 +359,23 @@ def _load_kaggle(root: Path) -> Catalog:
     return Catalog(root, products, repaired_lines=repaired, source="kaggle", csv_path=styles)
 
 
-def _read_links(path: Path, ids: pd.Series) -> pd.Series:
+def _attach_images(products: pd.DataFrame, images: Mapping[str, str], prefix: str) -> None:
+    """Add ``image`` (``prefix`` + file name, missing without a file) and ``has_image`` in place."""
+    names = products["id"].astype(str).map(images).astype("string")
+    products["image"] = (prefix + names).astype("string")
+    products["has_image"] = products["image"].notna().to_numpy(dtype=bool)
+
+
+def _read_text_csv(path: Path) -> pd.DataFrame:
+    """A small CSV with every field as text (no NA guessing); CatalogError naming the file."""
     try:
-        links = pd.read_csv(path, dtype="string", keep_default_na=False)
+        return pd.read_csv(path, dtype="string", keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise CatalogError(f"cannot read {path}: {exc}") from None
+
+
+def _read_links(path: Path, ids: pd.Series) -> pd.Series:
+    links = _read_text_csv(path)
     if not {"filename", "link"} <= set(links.columns):
         raise CatalogError(f"{path}: expected columns filename, link; got {list(links.columns)}")
     stems = links["filename"].str.rsplit(".", n=1).str[0]
@@ -382,10 +391,7 @@ def _load_image_folder(root: Path, csv_path: Path | None) -> Catalog:
         candidates = [p for p in sorted(root.glob("*.csv")) if _has_id_column(p)]
         csv_path = candidates[0] if len(candidates) == 1 else None
     if csv_path is not None:
-        try:
-            products = pd.read_csv(csv_path, dtype="string", keep_default_na=False)
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise CatalogError(f"cannot read {csv_path}: {exc}") from None
+        products = _read_text_csv(csv_path)
         if "id" not in products.columns:
             raise CatalogError(f"{csv_path}: no 'id' column; columns are {list(products.columns)}")
         products = products.replace(list(MISSING_VALUES), pd.NA)
@@ -409,9 +415,7 @@ def _load_image_folder(root: Path, csv_path: Path | None) -> Catalog:
         if (year.notna() | products["year"].isna()).all():
             products["year"] = year.astype("Int64")
     _reject_duplicate_ids(products, csv_path or root)
-    names = products["id"].astype(str).map(images).astype("string")
-    products["image"] = (prefix + names).astype("string")
-    products["has_image"] = products["image"].notna().to_numpy(dtype=bool)
+    _attach_images(products, images, prefix)
     return Catalog(root, products.reset_index(drop=True), source="folder", csv_path=csv_path)
 
 
