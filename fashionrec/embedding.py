@@ -285,8 +285,8 @@ def build_index(
     for i, key in enumerate(keys):
         if signatures[i] is None:
             continue
-        value = known.get(key)
-        if isinstance(value, str) or value is None:
+        value = known.get(key)  # a vector, a failure reason, or None when never embedded
+        if not isinstance(value, np.ndarray):
             skipped.append({"id": json_value(products["id"].iloc[i]), "image": str(products["image"].iloc[i]),
                             "signature": signatures[i], "reason": value or "not embedded"})
             continue
@@ -346,7 +346,7 @@ def _index_matches(index: IndexFolder, products, keys, known, root, where) -> bo
     catalog_info = index.manifest.get("catalog") or {}
     if catalog_info.get("root") != str(Path(root).resolve()) or catalog_info.get("where") != dict(where or {}):
         return False
-    embedded = [i for i, key in enumerate(keys) if not isinstance(known.get(key), str) and known.get(key) is not None]
+    embedded = [i for i, key in enumerate(keys) if isinstance(known.get(key), np.ndarray)]
     expected = products.iloc[embedded].reset_index(drop=True)
     current = index.products
     if list(current.columns) != list(expected.columns) or len(current) != len(expected):
