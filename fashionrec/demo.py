@@ -133,8 +133,7 @@ def run_demo(
     figures = []
     for product_id in pick_queries(index.products, N_QUERIES):
         results = rec.similar(product_id, k=K)
-        png = out / "recommendations" / f"similar-to-{product_id}.png"
-        png.parent.mkdir(parents=True, exist_ok=True)
+        png = out / "recommendations" / f"similar-to-{product_id}.png"  # plot_recommendations makes the folder
         recommendation_figure(rec, results, product_id, png)
         figures.append((rec.query_product(product_id), png, results))
     say(f"recommendations: {len(figures)} pictures in {out / 'recommendations'}")

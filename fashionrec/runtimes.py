@@ -12,7 +12,7 @@ run a model exported once from the PyTorch module and cached on disk:
   precision is a compile-time hint, so one IR serves fp32 and bf16.
 
 Accuracy bar: features must match PyTorch fp32 with cosine >= 0.999 per image.
-Measured with ``benchmarks/embed_raw.py`` on a 2-core Xeon with AMX/AVX512-bf16,
+Measured with ``benchmarks/embed.py`` on a 2-core Xeon with AMX/AVX512-bf16,
 143 images (127 product photos from fashion-product-images-small + 16
 skimage.data images), per-image cosine vs PyTorch fp32:
 
@@ -29,7 +29,7 @@ resnet50 (*)        OpenVINO bf16    0.999988     0.999991
 (*) random-init weights: the ImageNet checkpoint could not be downloaded here
 (offline), and random-init networks are not representative of bf16 error, so
 resnet50 bf16 is NOT trusted yet. Re-measure with
-``python benchmarks/embed_raw.py --resnet50-weights resnet50-0676ba61.pth`` and
+``python benchmarks/embed.py --resnet50-weights resnet50-0676ba61.pth`` and
 set ``AUTO_PRECISION["resnet50"] = "bf16"`` only if min cosine >= 0.999.
 
 Throughput (images/s, batch 32, 224 px, 2 threads, best of 6-12 runs). The
