@@ -308,21 +308,21 @@ class ExactIndex:
 
     @staticmethod
     def _exclude(approx_row: np.ndarray, excl, rows: np.ndarray | None, n: int) -> None:
-        """Set the approximate distance of excluded rows to inf (in place)."""
-        if rows is None and len(excl) == 1 and isinstance(excl[0], (int, np.integer)):
-            if 0 <= excl[0] < n:  # the common case: one query product, no filter gather
-                approx_row[excl[0]] = np.inf
-            return
-        excl = np.asarray(excl, dtype=np.int64).ravel()
-        if not len(excl):
-            return
+        """Set the approximate distance of excluded rows to inf (in place).
+
+        A query excludes a row or a few: plain Python here costs less than
+        NumPy's per-call overhead.
+        """
+        excl = [int(row) for row in excl]
         if rows is None:
-            approx_row[excl[(excl >= 0) & (excl < n)]] = np.inf
+            for row in excl:
+                if 0 <= row < n:
+                    approx_row[row] = np.inf
             return
-        pos = np.searchsorted(rows, excl)
-        inside = pos < len(rows)
-        pos, excl = pos[inside], excl[inside]
-        approx_row[pos[rows[pos] == excl]] = np.inf
+        for row in excl:  # position of ``row`` among the gathered rows, if it is one of them
+            pos = int(np.searchsorted(rows, row))
+            if pos < len(rows) and rows[pos] == row:
+                approx_row[pos] = np.inf
 
     def _exact(self, q64: np.ndarray, qn: float, cand_rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """float64 distances of ``q64`` (norm ``qn``) to rows ``cand_rows``.
