@@ -256,10 +256,13 @@ def _load_tile(path: Path) -> np.ndarray | None:
     """A product image fitted into a white 60x80 tile, or None when unreadable."""
     from PIL import Image, UnidentifiedImageError
 
+    from .images import to_rgb
+
     try:
         with Image.open(path) as image:
             image.draft("RGB", (_TILE[0] * 2, _TILE[1] * 2))
-            image = image.convert("RGB")
+            image.load()
+            image = to_rgb(image)  # transparency on white, as the index sees it
             image.thumbnail(_TILE)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return None

@@ -411,7 +411,9 @@ def rephotograph(image, rng: np.random.Generator):
     """
     from PIL import Image, ImageEnhance, ImageFilter
 
-    image = image.convert("RGB")
+    from .images import to_rgb
+
+    image = to_rgb(image)
     w, h = image.size
     fw, fh = rng.uniform(0.80, 0.95, size=2)
     left = rng.uniform(0, 1 - fw) * w
