@@ -39,10 +39,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fashionrec.backbones import get_backbone, preprocess, resnet50_cache_path  # noqa: E402
+from fashionrec.models import COSINE_BAR, FeatureExtractor, get_backbone, preprocess  # noqa: E402
+from fashionrec.models.resnet import resnet50_cache_path  # noqa: E402
+from fashionrec.settings import available_cpus  # noqa: E402
 from fashionrec.catalog import ORIGINAL_SUBSET, load_catalog  # noqa: E402
 from fashionrec.embedding import ImageEmbedder, build_index  # noqa: E402
-from fashionrec.runtimes import COSINE_BAR, FeatureExtractor  # noqa: E402
 
 RUNTIMES = (("torch", None), ("onnxruntime", None), ("openvino", "fp32"), ("openvino", "bf16"))
 
@@ -96,6 +97,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    import torch
+
+    # The PyTorch runtime uses PyTorch's own thread setting (fashionrec never changes it):
+    # give it every CPU, as the other runtimes get.
+    torch.set_num_threads(available_cpus())
 
     work = Path(tempfile.mkdtemp(prefix="fashionrec-bench-embed-"))
     catalog = load_catalog(args.catalog)

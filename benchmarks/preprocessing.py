@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fashionrec.backbones import get_backbone  # noqa: E402
+from fashionrec.models import get_backbone  # noqa: E402
 from fashionrec.catalog import ORIGINAL_SUBSET, load_catalog  # noqa: E402
 from fashionrec.embedding import ImageEmbedder, build_index  # noqa: E402
-from fashionrec.evaluate import evaluate_index, evaluate_photo_queries  # noqa: E402
+from fashionrec.evaluation import evaluate_index, evaluate_photo_queries  # noqa: E402
 from fashionrec.recommend import Recommender  # noqa: E402
 
 

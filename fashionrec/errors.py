@@ -32,3 +32,27 @@ class IndexFolderError(FashionrecError):
 
 class QueryError(FashionrecError):
     """A recommendation query names an unknown id, attribute or image."""
+
+
+# One exception type per mistake in a query's parameters. Each is also a
+# ValueError (it is one), so plain-Python callers may catch either.
+
+
+class InvalidKError(QueryError, ValueError):
+    """``k`` (a number of results) is not a whole number of at least 1."""
+
+
+class UnknownMetricError(QueryError, ValueError):
+    """A distance metric that is not one of :data:`fashionrec.validation.METRICS`."""
+
+
+class FilterError(CatalogError, QueryError, ValueError):
+    """A filter that is not ``KEY=VALUE``, not a mapping, or names an unknown attribute.
+
+    Raised when selecting catalog products as well as when searching, so it is
+    both a :class:`CatalogError` and a :class:`QueryError`.
+    """
+
+
+class UnknownEngineError(QueryError, ValueError):
+    """A search engine name that is not registered."""

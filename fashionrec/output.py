@@ -10,10 +10,9 @@ are written the same way everywhere.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -25,30 +24,23 @@ import pandas as pd
 def atomic_write(target: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(binary_file)`` on a temporary file beside ``target``, then rename it over ``target``.
 
-    The file gets the permissions a plain ``open()`` would give (0666 less the
-    umask), not the 0600 of a bare temporary file, so an index or a report can
-    be shared like any other file.
+    The temporary file is created with mode 0666, so the kernel applies the
+    process's umask exactly as for a plain ``open()`` (not the 0600 of
+    ``tempfile.mkstemp``): an index or a report can be shared like any other
+    file. The umask is never read or changed, so this is safe from any thread.
     """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-@functools.cache
-def _umask() -> int:
-    # The umask can only be read by setting it; read it once, on first write.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def json_value(value: Any) -> Any:

@@ -8,11 +8,30 @@ from pathlib import Path
 import pytest
 
 from fashionrec.catalog import Catalog, load_catalog
-from fashionrec.sample import make_sample_catalog
+from fashionrec.datasets import make_sample_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "fashion-product-images-small"
 """The real catalog beside the checkout (``../shared/...``); absent in a fresh clone."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory) -> Path:
+    """Every test runs with a fresh HOME and caches under it: nothing is read from or written to the user's.
+
+    Subprocesses started by tests inherit it. Session-scoped, so models exported
+    by one test are reused by the next, as a user's cache would be.
+    """
+    home = tmp_path_factory.mktemp("home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HOME", str(home))
+    patch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    patch.setenv("FASHIONREC_CACHE", str(home / ".cache" / "fashionrec"))
+    patch.setenv("TORCH_HOME", str(home / ".cache" / "torch"))
+    patch.setenv("KAGGLEHUB_CACHE", str(home / ".cache" / "kagglehub"))
+    patch.setenv("MPLCONFIGDIR", str(home / ".config" / "matplotlib"))
+    yield home
+    patch.undo()
 
 
 @pytest.fixture

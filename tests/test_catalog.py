@@ -1,23 +1,27 @@
-"""Catalog layer: reading styles.csv as Kaggle ships it, folders, filters."""
+"""Catalog layer: reading styles.csv as Kaggle ships it, folders, KaggleHub, filters."""
 
 from __future__ import annotations
 
 import csv
+import time
 
 import pandas as pd
 import pytest
 
 from fashionrec.catalog import (
+    KAGGLE_DATASETS,
     ORIGINAL_SUBSET,
     STYLE_COLUMNS,
     coerce_id,
+    download,
     find_catalog_root,
+    kaggle_cached_copy,
     load_catalog,
     parse_where,
     read_styles,
     where_mask,
 )
-from fashionrec.errors import CatalogError
+from fashionrec.errors import CatalogError, DownloadError
 
 HEADER = ",".join(STYLE_COLUMNS)
 
@@ -194,6 +198,29 @@ def test_plain_image_folder_with_and_without_csv(tmp_path):
     assert cat.attributes == ["colour"]
     assert list(cat.products["has_image"]) == [True, False, True]
     assert cat.select({"colour": "red"}).products["id"].tolist() == ["a1"]
+
+
+# --------------------------------------------------------------------------- KaggleHub
+
+
+def test_download_fails_fast_when_kaggle_is_unreachable(monkeypatch):
+    monkeypatch.setattr("fashionrec.catalog.hub.KAGGLE_HOST", ("127.0.0.1", 1))
+    started = time.perf_counter()
+    with pytest.raises(DownloadError, match=r"network unreachable \(no connection to 127\.0\.0\.1:1\).*fashionrec demo"):
+        download("small", timeout=2)
+    assert time.perf_counter() - started < 5
+    with pytest.raises(DownloadError, match="unknown variant 'medium'; expected one of small, full"):
+        download("medium")
+
+
+def test_newest_kagglehub_cached_copy_is_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    assert kaggle_cached_copy("small") is None
+    versions = tmp_path / "kagglehub" / "datasets" / KAGGLE_DATASETS["small"] / "versions"
+    for version in ("2", "10"):
+        write_styles(versions / version / "myntradataset", ["1,Men,Apparel,Topwear,Shirts,Blue,Fall,2011,Casual,A"])
+    assert kaggle_cached_copy("small") == versions / "10" / "myntradataset"
+    assert kaggle_cached_copy("full") is None
 
 
 # --------------------------------------------------------------------------- filters

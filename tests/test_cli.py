@@ -49,10 +49,8 @@ def test_module_entry_point():
 
 
 def test_download_without_network_fails_fast_and_clearly(monkeypatch):
-    import fashionrec.catalog
-
     # A closed local port stands for "no route to Kaggle", also on machines that have internet.
-    monkeypatch.setattr(fashionrec.catalog, "KAGGLE_HOST", ("127.0.0.1", 1))
+    monkeypatch.setattr("fashionrec.catalog.hub.KAGGLE_HOST", ("127.0.0.1", 1))
     started = time.monotonic()
     result = invoke("download")
     assert time.monotonic() - started < 30
@@ -131,6 +129,8 @@ def test_recommend_json_matches_exact_search(index_dir):
     np.testing.assert_allclose([r["distance"] for r in payload["results"]], [x for x, _ in order[:5]], rtol=1e-5)
     for record in payload["results"]:
         assert {"id", "distance", "articleType", "productDisplayName"} <= set(record)
+        assert list(record)[:2] == ["id", "distance"]
+    assert list(payload) == ["query", "results"] and list(payload["query"])[0] == "id"
 
 
 def test_recommend_where_and_plot(index_dir, tmp_path):

@@ -17,8 +17,18 @@ import pytest
 from PIL import Image
 
 from fashionrec.catalog import load_catalog
-from fashionrec.embedding import PARTIAL_DIR, ImageEmbedder, build_index, load_image_array
-from fashionrec.errors import IndexFolderError
+from fashionrec.embedding import (
+    PARTIAL_DIR,
+    Chunk,
+    Executor,
+    ImageEmbedder,
+    ImageFailure,
+    ThreadedExecutor,
+    build_index,
+    image_signature,
+    load_image_array,
+)
+from fashionrec.errors import FashionrecError, IndexFolderError
 from fashionrec.index import MANIFEST_FILE, IndexFolder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,6 +111,102 @@ def test_changed_image_is_re_embedded(make_catalog, tmp_path):
     os.utime(target, ns=(time.time_ns(), time.time_ns() + 10_000_000))
     summary = build_index(load_catalog(folder), tmp_path / "idx", embedder=tiny())
     assert (summary.embedded, summary.reused) == (1, 9)
+
+
+def corrupt_entry(skipped):
+    (entry,) = [e for e in skipped if e["reason"].startswith("unreadable image")]
+    return entry
+
+
+def test_unreadable_image_is_reported_and_stays_skipped_until_fixed(catalog, tmp_path):
+    out = tmp_path / "idx"
+    first = build_index(catalog, out, embedder=tiny(), batch_size=5)
+    manifest = IndexFolder.load(out).manifest
+    assert manifest["skipped"] == first.skipped
+    (no_file,) = [e for e in first.skipped if e["reason"] == "no image file"]
+    bad = corrupt_entry(first.skipped)
+    assert set(no_file) == {"id", "image", "reason"}
+    assert set(bad) == {"id", "image", "signature", "reason"}
+    assert bad["reason"].startswith("unreadable image: UnidentifiedImageError: ")
+    path = catalog.root / bad["image"]
+    assert bad["signature"] == image_signature(path)
+
+    # Unchanged file: not retried, and the skip is still reported.
+    calls = []
+    again = build_index(catalog, out, embedder=tiny(), progress=lambda d, t: calls.append((d, t)))
+    assert again.unchanged and not calls and corrupt_entry(again.skipped) == bad
+
+    # Still corrupt but changed: retried once, skipped again with its new signature.
+    path.write_bytes(b"still not an image, but other bytes")
+    changed = build_index(catalog, out, embedder=tiny(), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 1)] and changed.embedded == 0 and changed.count == 22
+    assert corrupt_entry(changed.skipped)["signature"] == image_signature(path)
+
+    # Fixed: embedded, and gone from the skipped list.
+    Image.new("RGB", (60, 80), (200, 0, 0)).save(path, "JPEG")
+    fixed = build_index(catalog, out, embedder=tiny())
+    assert (fixed.embedded, fixed.reused, fixed.count) == (1, 22, 23)
+    assert [e["reason"] for e in fixed.skipped] == ["no image file"]
+    index = IndexFolder.load(out)
+    assert bad["id"] in index.products["id"].tolist()
+    direct = tiny().embed([Image.open(path)])[0]
+    row = index.products["id"].tolist().index(bad["id"])
+    np.testing.assert_allclose(index.embeddings[row], direct, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_in_the_on_disk_format_is_resumed(make_catalog, tmp_path):
+    """A .partial folder as any version writes it (state.json + chunk-*.npz) is picked up as is."""
+    folder = make_catalog(6, corrupt=0, missing=0)
+    cat = load_catalog(folder)
+    out = tmp_path / "idx"
+    settings = tiny().settings()
+    ids = cat.products["id"].tolist()
+    keys = [f"{pid}\t{image_signature(cat.image_path(pid))}" for pid in ids]
+    partial = out / PARTIAL_DIR
+    partial.mkdir(parents=True)
+    (partial / "state.json").write_text(json.dumps({k: settings[k] for k in ("backbone", "weights", "preprocessing", "dim")}))
+    marker = np.full((2, 8), 7.0, np.float32)
+    np.savez(partial / "chunk-000000.npz", keys=np.array(keys[:2], dtype=str), vectors=marker,
+             failed_keys=np.array(keys[2:3], dtype=str), failed_reasons=np.array(["unreadable image: from before"], dtype=str))
+
+    summary = build_index(cat, out, embedder=tiny())
+    assert (summary.reused, summary.embedded, summary.count) == (3, 3, 5)
+    index = IndexFolder.load(out)
+    vectors = dict(zip(index.products["id"], np.array(index.embeddings)))
+    np.testing.assert_array_equal(vectors[ids[0]], marker[0])
+    np.testing.assert_array_equal(vectors[ids[1]], marker[1])
+    assert summary.skipped == [{"id": ids[2], "image": f"images/{ids[2]}.jpg",
+                                "signature": image_signature(cat.image_path(ids[2])),
+                                "reason": "unreadable image: from before"}]
+    assert not partial.exists()
+
+
+class FlakyExecutor(Executor):
+    """The local executor, except that one image's worker 'fails'."""
+
+    def __init__(self, failing_id):
+        self.failing_id = failing_id
+        self.seen = []
+
+    def run(self, embedder, tasks, *, batch_size, checkpoint_every, progress=None):
+        self.seen.extend(task.key for task in tasks)
+        failing = [t for t in tasks if t.path.stem == str(self.failing_id)]
+        yield Chunk([], np.zeros((0, embedder.dim), np.float32), {t.key: ImageFailure("worker lost") for t in failing})
+        rest = [t for t in tasks if t not in failing]
+        yield from ThreadedExecutor(1).run(embedder, rest, batch_size=batch_size, checkpoint_every=checkpoint_every)
+
+
+def test_build_runs_on_the_executor_it_is_given(make_catalog, tmp_path):
+    cat = load_catalog(make_catalog(8, corrupt=0, missing=0))
+    victim = cat.products["id"].iloc[3]
+    executor = FlakyExecutor(victim)
+    summary = build_index(cat, tmp_path / "idx", embedder=tiny(), executor=executor)
+    assert len(executor.seen) == 8
+    assert (summary.embedded, summary.count) == (7, 7)
+    assert [(e["id"], e["reason"]) for e in summary.skipped] == [(victim, "worker lost")]
+    assert victim not in IndexFolder.load(tmp_path / "idx").products["id"].tolist()
+    with pytest.raises(FashionrecError, match="both executor=.* and workers=2"):
+        build_index(cat, tmp_path / "idx2", embedder=tiny(), executor=executor, workers=2)
 
 
 def test_ctrl_c_keeps_finished_work_and_resumes(catalog, tmp_path):
@@ -207,7 +313,7 @@ def test_large_jpeg_is_decoded_in_draft_mode(tmp_path):
     drafted = load_image_array(big, p)
     with Image.open(big) as full:
         full.load()
-        from fashionrec.backbones import preprocess
+        from fashionrec.models import preprocess
 
         reference = preprocess(full, p)
     assert drafted.shape == reference.shape == (3, 32, 32)

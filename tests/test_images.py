@@ -201,7 +201,7 @@ def test_transparent_photo_is_queried_on_white_like_the_index_sees_it(tmp_path):
     on white, the catalog's background, not on the black of a plain RGB conversion."""
     import numpy as np
 
-    from fashionrec.backbones import get_backbone, preprocess
+    from fashionrec.models import get_backbone, preprocess
     from fashionrec.embedding import load_image_array
 
     photo = Image.new("RGBA", (60, 80), (0, 0, 0, 0))

@@ -11,23 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fashionrec import output
 from fashionrec.output import atomic_write, json_value
 
 
 @pytest.fixture
 def umask():
-    """Set a umask for one test (and forget the cached one before and after)."""
+    """Set a umask for one test, restored after it."""
     saved = os.umask(0o022)
     os.umask(saved)
-
-    def set_mask(mask: int) -> None:
-        os.umask(mask)
-        output._umask.cache_clear()
-
-    yield set_mask
+    yield os.umask
     os.umask(saved)
-    output._umask.cache_clear()
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
@@ -76,3 +69,14 @@ def test_json_value_unwraps_numpy_and_pandas_scalars():
     assert type(out["int"]) is int and type(out["bool"]) is bool and not math.isnan(out["float"])
     json.dumps(out, allow_nan=False)  # strict JSON
     assert json_value(pd.Timestamp("2012-01-02")) == "2012-01-02 00:00:00"
+
+
+def test_writing_never_changes_the_umask(tmp_path, umask):
+    """A threaded server must not see the process umask flip while a file is written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    umask(0o027)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: atomic_write(tmp_path / f"f{i}", lambda f: f.write(b"x")), range(64)))
+    assert os.umask(0o027) == 0o027
+    assert {stat.S_IMODE((tmp_path / f"f{i}").stat().st_mode) for i in range(64)} == {0o640}

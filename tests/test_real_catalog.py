@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fashionrec.cli import app
-from fashionrec.evaluate import evaluate_photo_queries
+from fashionrec.evaluation import evaluate_photo_queries
 from fashionrec.index import IndexFolder
 from fashionrec.recommend import Recommender
 

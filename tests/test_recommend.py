@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fashionrec.errors import QueryError
+from fashionrec.errors import FilterError, InvalidKError, QueryError, UnknownEngineError, UnknownMetricError
 from fashionrec.index import write_index
 from fashionrec.recommend import Recommender
 
@@ -147,13 +147,49 @@ def test_errors(rec):
         rec.similar(pid, metric="manhattan")
 
 
-def test_index_cached_per_metric(rec):
+def test_one_engine_per_metric_made_once(rec):
     pid = int(rec.products["id"][0])
     rec.similar(pid)
-    first = rec._indexes["euclidean"]
+    first = rec.engine("euclidean")
     rec.similar(pid, where={"gender": "Men"})
     rec.similar(pid, metric="cosine")
-    assert rec._indexes["euclidean"] is first and set(rec._indexes) == {"euclidean", "cosine"}
+    assert rec.engine("euclidean") is first and rec.engine("cosine") is not first
+    assert rec.engine("cosine").metric == "cosine" and rec.engine_name == "exact"
+    with pytest.raises(UnknownEngineError, match="unknown search engine 'annoy'"):
+        Recommender.load(rec.index.path, engine="annoy")
+
+
+def test_errors_have_one_type_per_mistake(rec):
+    pid = int(rec.products["id"][0])
+    with pytest.raises(InvalidKError):
+        rec.similar(pid, k="five")
+    with pytest.raises(UnknownMetricError):
+        rec.similar_to_image(Image.new("RGB", (2, 2)), metric="l1")
+    with pytest.raises(FilterError):
+        rec.similar(pid, where="gender=Women")  # a string, not a mapping
+    assert int(rec.similar(pid, k="3").shape[0]) == 3  # "3" from a form or a CLI is a whole number
+
+
+def test_sixteen_threads_give_the_single_threaded_answers(rec, tmp_path):
+    """Mixed similar / similar_to_image / filtered calls from 16 threads, each compared with a serial run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh = Recommender.load(rec.index.path, embedder=MeanColour())  # nothing made yet: first calls race
+    ids = [int(i) for i in rec.products["id"]]
+    pictures = [Image.new("RGB", (6, 6), (i * 8, 255 - i * 8, (i * 37) % 256)) for i in range(30)]
+    filters = [None, {"gender": "Women"}, {"articleType": ["Heels", "Flats"]}, {"gender": "Men", "articleType": "Tshirts"}]
+
+    def call(n):
+        where, metric = filters[n % 4], ("euclidean", "cosine")[n % 3 == 0]
+        if n % 2:
+            return fresh.similar(ids[n % len(ids)], k=5, where=where, metric=metric)
+        return fresh.similar_to_image(pictures[n % len(pictures)], k=5, where=where, metric=metric)
+
+    with ThreadPoolExecutor(16) as pool:
+        threaded = list(pool.map(call, range(400)))
+    serial = [call(n) for n in range(400)]
+    for got, expected in zip(threaded, serial):
+        pd.testing.assert_frame_equal(got, expected)
 
 
 def test_similar_to_image(rec, index_dir, tmp_path):
@@ -205,3 +241,54 @@ def test_string_ids(tmp_path):
     assert list(rec.similar("c", k=2)["id"]) == ["a", "b"]
     with pytest.raises(QueryError, match="unknown product id 'z'"):
         rec.similar("z")
+
+
+def test_result_contract_json(rec):
+    """One shape for every interface: {"query": {...}, "results": [{"id", "distance", attributes...}]}."""
+    import json
+
+    from fashionrec.recommend import Recommendations
+
+    pid = int(rec.products["id"][6])  # the product without image or link: nulls, not NaN
+    frame = rec.similar(pid, k=3)
+    payload = json.loads(Recommendations.from_frame(rec.query_product(pid), frame).to_json())
+    assert list(payload) == ["query", "results"]
+    assert list(payload["query"]) == ["id", "gender", "articleType", "baseColour", "productDisplayName", "image", "link"]
+    assert payload["query"]["id"] == pid and payload["query"]["image"] is None and payload["query"]["link"] is None
+    assert [r["id"] for r in payload["results"]] == [int(i) for i in frame["id"]]
+    assert [r["distance"] for r in payload["results"]] == frame["distance"].tolist()
+    assert list(payload["results"][0])[:3] == ["id", "distance", "gender"]
+    photo = Recommendations.from_frame({"image": "shoe.jpg"}, frame).to_dict()
+    assert photo["query"] == {"image": "shoe.jpg"}
+    assert Recommendations.model_validate(payload).to_dict() == payload  # the JSON reads back as the model
+    schema = Recommendations.model_json_schema()
+    assert set(schema["properties"]) == {"query", "results"}
+
+
+@pytest.mark.slow
+def test_threads_with_the_real_backbone(make_catalog, tmp_path):
+    """16 threads, a fresh Recommender over a real Lite0 index: the lazily loaded model and engines
+    are made once, and every answer equals the single-threaded one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fashionrec.catalog import load_catalog
+    from fashionrec.embedding import ImageEmbedder, build_index
+
+    catalog = load_catalog(make_catalog(n=24))
+    build_index(catalog, tmp_path / "index", embedder=ImageEmbedder("efficientnet_lite0"))
+    single = Recommender.load(tmp_path / "index")
+    ids = [int(i) for i in single.products["id"]]
+    photos = [Image.open(single.image_source(i)).convert("RGB").rotate(7 * n) for n, i in enumerate(ids[:8])]
+
+    def call(rec, n):
+        if n % 3 == 0:
+            return rec.similar_to_image(photos[n % len(photos)], k=4, where={"gender": ["Women", "Men"]} if n % 2 else None)
+        return rec.similar(ids[n % len(ids)], k=4, metric=("euclidean", "cosine")[n % 2])
+
+    expected = [call(single, n) for n in range(48)]
+    threaded_rec = Recommender.load(tmp_path / "index")
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda n: call(threaded_rec, n), range(48)))
+    for a, b in zip(got, expected):
+        assert a["id"].tolist() == b["id"].tolist()
+        np.testing.assert_allclose(a["distance"], b["distance"], rtol=1e-5)

@@ -1,11 +1,19 @@
-"""ExactIndex against a plain NumPy float64 brute force, ties included."""
+"""Search engines against a plain NumPy float64 brute force, ties included.
+
+Two parts: the exact scanning kernel (:class:`ExactScan`, row positions: float
+precision edge cases), then the conformance checks every registered engine must
+pass (ids, filters, exclusions by id, padding, range search, add, save/load,
+threads), the way scikit-learn's common checks run over every estimator.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from fashionrec.search import ExactIndex, VectorIndex, id_tie_order
+from fashionrec.errors import UnknownMetricError
+from fashionrec.search import ExactScan, id_tie_order
 
 
 def reference(X, Q, k, metric, allowed=None, exclude=None, tie=None):
@@ -46,8 +54,7 @@ def vectors():
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_matches_brute_force_with_ties(vectors, metric):
     queries = vectors[[3, 5, 60]] + np.float32(0.0)
-    index = ExactIndex(metric).fit(vectors)
-    assert isinstance(index, VectorIndex)
+    index = ExactScan(metric).fit(vectors)
     d, i = index.search(queries, 12)
     rd, ri = reference(vectors, queries, 12, metric)
     np.testing.assert_array_equal(i, ri)
@@ -60,14 +67,14 @@ def test_matches_brute_force_with_ties(vectors, metric):
 
 def test_tie_order_resolves_ties(vectors):
     tie = np.arange(len(vectors))[::-1].copy()  # reversed: higher row wins ties
-    d, i = ExactIndex("euclidean", tie_order=tie).fit(vectors).search(vectors[3], 3)
+    d, i = ExactScan("euclidean", tie_order=tie).fit(vectors).search(vectors[3], 3)
     assert list(i[0]) == [200, 10, 3]
 
 
 def test_tie_cut_by_k_is_exact():
     X = np.ones((20, 8), dtype=np.float32)  # all equidistant
     tie = id_tie_order(np.array([50, 3, 99, 7, 12, 1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54]))
-    d, i = ExactIndex("euclidean", tie_order=tie).fit(X).search(np.zeros(8, np.float32), 3)
+    d, i = ExactScan("euclidean", tie_order=tie).fit(X).search(np.zeros(8, np.float32), 3)
     assert list(i[0]) == [5, 1, 3]  # ids 1, 3, 7
 
 
@@ -79,7 +86,7 @@ def test_filter_and_exclude(vectors, metric, gather):
     allowed[[3, 10]] = True
     queries = vectors[[3, 7]]
     exclude = [[3], [7, 10]]
-    index = ExactIndex(metric, gather_fraction=gather).fit(vectors)
+    index = ExactScan(metric, gather_fraction=gather).fit(vectors)
     d, i = index.search(queries, 9, allowed=allowed, exclude=exclude)
     rd, ri = reference(vectors, queries, 9, metric, allowed=allowed, exclude=exclude)
     np.testing.assert_array_equal(i, ri)
@@ -90,7 +97,7 @@ def test_filter_and_exclude(vectors, metric, gather):
 
 
 def test_padding_and_k_edges(vectors):
-    index = ExactIndex().fit(vectors)
+    index = ExactScan().fit(vectors)
     allowed = np.zeros(len(vectors), bool)
     allowed[[1, 2, 3]] = True
     d, i = index.search(vectors[1], 5, allowed=allowed, exclude=[[1]])
@@ -109,7 +116,7 @@ def test_padding_and_k_edges(vectors):
 
 
 def test_batched_equals_single(vectors):
-    index = ExactIndex("euclidean", block_size=16).fit(vectors)
+    index = ExactScan("euclidean", block_size=16).fit(vectors)
     queries = vectors[:40]
     excl = [[r] for r in range(40)]
     d, i = index.search(queries, 7, exclude=excl)
@@ -124,7 +131,7 @@ def test_float32_cancellation_is_reranked_exactly():
     rng = np.random.default_rng(3)
     X = (1000.0 + rng.normal(scale=1e-2, size=(200, 64))).astype(np.float32)
     q = X[0] + np.float32(1e-3)
-    d, i = ExactIndex("euclidean").fit(X).search(q, 10)
+    d, i = ExactScan("euclidean").fit(X).search(q, 10)
     rd, ri = reference(X, q, 10, "euclidean")
     np.testing.assert_array_equal(i, ri)
     np.testing.assert_allclose(d, rd, rtol=1e-12)
@@ -140,7 +147,7 @@ def test_near_collinear_vectors_any_scale(metric, query_scale):
     X = (base + rng.normal(scale=1e-5, size=(400, 48))) * rng.uniform(1e-2, 1e4, size=(400, 1))
     X = X.astype(np.float32)
     Q = (X[[0, 123]] * query_scale).astype(np.float32)
-    index = ExactIndex(metric).fit(X)
+    index = ExactScan(metric).fit(X)
     for one in (False, True):  # the single-query path and the batched one
         d, i = index.search(Q[:1] if one else Q, 15, exclude=[[0]] if one else [[0], [123]])
         rd, ri = reference(X, Q[:1] if one else Q, 15, metric, exclude=[[0]] if one else [[0], [123]])
@@ -150,10 +157,10 @@ def test_near_collinear_vectors_any_scale(metric, query_scale):
 
 def test_cosine_zero_vector():
     X = np.array([[0, 0], [1, 0], [0, 1], [-1, 0]], dtype=np.float32)
-    d, i = ExactIndex("cosine").fit(X).search(np.array([1, 0.1], np.float32), 4)
+    d, i = ExactScan("cosine").fit(X).search(np.array([1, 0.1], np.float32), 4)
     assert list(i[0]) == [1, 2, 0, 3]
     np.testing.assert_allclose(d[0, 2], 1.0)  # zero vector: similarity 0
-    d, i = ExactIndex("cosine").fit(X).search(np.zeros(2, np.float32), 2)
+    d, i = ExactScan("cosine").fit(X).search(np.zeros(2, np.float32), 2)
     np.testing.assert_allclose(d[0], [1.0, 1.0])
     assert list(i[0]) == [0, 1]
 
@@ -161,7 +168,7 @@ def test_cosine_zero_vector():
 def test_memmap_is_not_copied(tmp_path, vectors):
     np.save(tmp_path / "v.npy", vectors)
     mm = np.load(tmp_path / "v.npy", mmap_mode="r")
-    index = ExactIndex().fit(mm)
+    index = ExactScan().fit(mm)
     assert np.shares_memory(index._vectors, mm)
     d, i = index.search(mm[4], 5)  # read-only memory map scanned in place
     rd, ri = reference(vectors, vectors[4], 5, "euclidean")
@@ -170,21 +177,232 @@ def test_memmap_is_not_copied(tmp_path, vectors):
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_blas_fallback_without_faiss(vectors, monkeypatch, metric):
-    import fashionrec.search as search
+    import fashionrec.search.exact as search
 
     monkeypatch.setattr(search, "_faiss_module", False)
     allowed = np.arange(len(vectors)) % 5 == 0
     for kwargs in ({}, {"allowed": allowed}):
-        d, i = ExactIndex(metric).fit(vectors).search(vectors[3], 6, **kwargs)
+        d, i = ExactScan(metric).fit(vectors).search(vectors[3], 6, **kwargs)
         rd, ri = reference(vectors, vectors[3], 6, metric, allowed=kwargs.get("allowed"))
         np.testing.assert_array_equal(i, ri)
-    with pytest.raises(ValueError, match="unknown metric"):
-        ExactIndex("manhattan")
+    with pytest.raises(UnknownMetricError, match="unknown metric 'manhattan'; expected one of euclidean, cosine"):
+        ExactScan("manhattan")
 
 
 def test_many_tied_candidates_are_reranked_in_chunks():
     X = np.ones((5000, 4), dtype=np.float32)
     X[4321] = 0.5  # the one nearer vector
-    d, i = ExactIndex("euclidean").fit(X).search(np.zeros(4, np.float32), 3)
+    d, i = ExactScan("euclidean").fit(X).search(np.zeros(4, np.float32), 3)
     assert list(i[0]) == [4321, 0, 1]
     np.testing.assert_allclose(d[0], [1.0, 2.0, 2.0])
+
+
+def test_scan_range_search_matches_brute_force(vectors):
+    for metric, radius in (("euclidean", 6.0), ("cosine", 0.6)):
+        scan = ExactScan(metric).fit(vectors)
+        lims, dist, rows = scan.range_search(vectors[[3, 60]], radius, exclude=[[3], []])
+        rd, ri = reference(vectors, vectors[[3, 60]], len(vectors), metric, exclude=[[3], []])
+        for q in range(2):
+            inside = rd[q] <= radius
+            np.testing.assert_array_equal(rows[lims[q] : lims[q + 1]], ri[q][inside])
+            np.testing.assert_allclose(dist[lims[q] : lims[q + 1]], rd[q][inside], rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- conformance of every engine
+
+from fashionrec.catalog.filters import Filter  # noqa: E402
+from fashionrec.errors import FilterError, InvalidKError, UnknownEngineError  # noqa: E402
+from fashionrec.search import create_engine, engine_class, list_engines, load_engine  # noqa: E402
+
+ENGINES = list_engines()
+N, D = 240, 16
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Vectors with exact duplicates, ids that are neither positions nor sorted, and attributes."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(N, D)).astype(np.float32)
+    X[[17, 90, 151]] = X[40]  # four identical vectors: distance ties resolved by id
+    X[33] = X[8] * 3  # same direction: a cosine tie
+    ids = rng.choice(1_000_000, size=N, replace=False).astype(np.int64)
+    attrs = pd.DataFrame({
+        "gender": rng.choice(["Women", "Men", None], size=N, p=[0.45, 0.45, 0.1]),
+        "articleType": rng.choice(["Heels", "Flats", "Sandals"], size=N),
+        "year": pd.array(rng.choice([2011, 2012], size=N), dtype="Int64"),
+    })
+    return X, ids, attrs
+
+
+def brute(X, ids, attrs, Q, metric, *, where=None, exclude_ids=None):
+    """Every eligible vector per query, sorted by (float64 distance, id): lists of (distances, ids)."""
+    X64 = X.astype(np.float64)
+    ok = np.ones(len(X), bool) if where is None else Filter.from_where(where).mask(attrs)
+    out = []
+    for qi, q in enumerate(np.atleast_2d(Q).astype(np.float64)):
+        if metric == "euclidean":
+            d = np.sqrt(((X64 - q) ** 2).sum(axis=1))
+        else:
+            den = np.linalg.norm(X64, axis=1) * np.linalg.norm(q)
+            d = 1.0 - np.where(den > 0, X64 @ q / np.where(den > 0, den, 1), 0.0)
+        mask = ok & ~np.isin(ids, list(exclude_ids[qi]) if exclude_ids else [])
+        rows = np.flatnonzero(mask)
+        order = rows[np.lexsort((ids[rows], d[rows]))]
+        out.append((d[order], ids[order]))
+    return out
+
+
+def build(name, metric, data):
+    X, ids, attrs = data
+    return create_engine(name, metric=metric).build(X, ids, attrs)
+
+
+def assert_top_k(engine_result, expected, k):
+    dist, found = engine_result
+    for q, (ed, ei) in enumerate(expected):
+        n = min(k, len(ei))
+        np.testing.assert_array_equal(found[q, :n], ei[:n])
+        np.testing.assert_allclose(dist[q, :n], ed[:n], rtol=1e-9, atol=1e-9)
+        assert (found[q, n:] == -1).all() and np.isinf(dist[q, n:]).all()
+
+
+@pytest.mark.parametrize("name", ENGINES)
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_engine_search_matches_brute_force_ties_by_id(name, metric, data):
+    X, ids, attrs = data
+    engine = build(name, metric, data)
+    assert engine.ntotal == N and engine.dim == D and engine.metric == metric
+    Q = X[[40, 8, 5]]
+    result = engine.search(Q, 12)
+    assert result[0].shape == result[1].shape == (3, 12)
+    assert result[0].dtype == np.float64 and result[1].dtype == np.int64
+    assert_top_k(result, brute(X, ids, attrs, Q, metric), 12)
+    tied = sorted(ids[[17, 40, 90, 151]])
+    assert list(result[1][0, :4]) == tied  # identical vectors, lower id first
+    single = engine.search(X[40], 4)  # a (D,) query is one query
+    np.testing.assert_array_equal(single[1][0], tied)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_engine_filter_and_exclude_by_id(name, metric, data):
+    X, ids, attrs = data
+    engine = build(name, metric, data)
+    Q = X[[40, 5]]
+    exclude = [[ids[40], 999_999_999], [ids[5], ids[90]]]  # unknown ids are ignored
+    for where in ({"gender": "women"}, {"articleType": ["Heels", "FLATS"], "year": 2012},
+                  Filter.from_where({"gender": ["Men", "Women"]})):
+        result = engine.search(Q, 9, filter=where, exclude_ids=exclude)
+        expected = brute(X, ids, attrs, Q, metric, where=where, exclude_ids=exclude)
+        assert_top_k(result, expected, 9)
+        allowed = set(ids[Filter.from_where(where).mask(attrs)])
+        found = result[1][result[1] >= 0]
+        assert set(found.tolist()) <= allowed
+        assert ids[40] not in result[1][0] and ids[5] not in result[1][1] and ids[90] not in result[1][1]
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_k_beyond_candidates_and_empty_filter(name, data):
+    X, ids, attrs = data
+    engine = build(name, "euclidean", data)
+    few = {"gender": "Women", "articleType": "Sandals", "year": 2011}
+    n_few = int(Filter.from_where(few).mask(attrs).sum())
+    assert 0 < n_few < 40
+    result = engine.search(X[:2], n_few + 5, filter=few)
+    assert_top_k(result, brute(X, ids, attrs, X[:2], "euclidean", where=few), n_few + 5)
+    assert (result[1][:, n_few:] == -1).all()
+    dist, found = engine.search(X[:2], 3, filter={"articleType": "Boots"})  # matches nothing
+    assert (found == -1).all() and np.isinf(dist).all()
+    dist, found = engine.search(X[0], N + 10)
+    assert (found[0, :N] >= 0).all() and (found[0, N:] == -1).all()
+
+
+@pytest.mark.parametrize("name", ENGINES)
+@pytest.mark.parametrize("metric,radius", [("euclidean", 4.5), ("cosine", 0.5)])
+def test_engine_range_search(name, metric, radius, data):
+    X, ids, attrs = data
+    engine = build(name, metric, data)
+    Q = X[[40, 8, 5]]
+    exclude = [[ids[40]], [], [ids[5]]]
+    for where in (None, {"gender": "Women"}):
+        result = engine.range_search(Q, radius, filter=where, exclude_ids=exclude)
+        assert result.lims.shape == (4,) and result.lims[0] == 0
+        for q, (ed, ei) in enumerate(brute(X, ids, attrs, Q, metric, where=where, exclude_ids=exclude)):
+            d, found = result.neighbours(q)
+            inside = ed <= radius
+            np.testing.assert_array_equal(found, ei[inside])
+            np.testing.assert_allclose(d, ed[inside], rtol=1e-9, atol=1e-9)
+    zero = engine.range_search(X[40], 0.0, exclude_ids=[[ids[40]]])  # radius 0: exact duplicates only
+    assert list(zero.neighbours(0)[1]) == sorted(ids[[17, 90, 151]])
+    assert engine.range_search(X[:2], 0.0, filter={"articleType": "Boots"}).lims.tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="radius"):
+        engine.range_search(X[0], -1.0)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_add_equals_build(name, data):
+    X, ids, attrs = data
+    whole = build(name, "euclidean", data)
+    grown = create_engine(name, metric="euclidean").build(X[:100], ids[:100], attrs[:100])
+    grown.add(X[100:], ids[100:], attrs[100:].reset_index(drop=True))
+    assert grown.ntotal == N
+    for kwargs in ({}, {"filter": {"gender": "Men"}, "exclude_ids": [[ids[7]], [ids[200]]]}):
+        a, b = whole.search(X[[7, 200]], 10, **kwargs), grown.search(X[[7, 200]], 10, **kwargs)
+        np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match="already"):
+        grown.add(X[:1], ids[:1], attrs[:1])
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_save_and_load(name, data, tmp_path):
+    X, ids, attrs = data
+    engine = build(name, "cosine", data)
+    folder = engine.save(tmp_path / "index" / "engines" / name)
+    assert folder.is_dir() and any(folder.iterdir())
+    again = load_engine(name, folder, X, ids, attrs)
+    assert type(again) is type(engine) and again.params() == engine.params()
+    for kwargs in ({}, {"filter": {"gender": "Women"}}):
+        np.testing.assert_array_equal(engine.search(X[:5], 8, **kwargs)[1], again.search(X[:5], 8, **kwargs)[1])
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_rejects_bad_input(name, data):
+    X, ids, attrs = data
+    engine = build(name, "euclidean", data)
+    with pytest.raises(InvalidKError, match="k must be at least 1, got 0"):
+        engine.search(X[0], 0)
+    with pytest.raises(ValueError, match=r"shape \(Q, 16\)"):
+        engine.search(np.zeros((1, 5), np.float32), 3)
+    with pytest.raises(FilterError, match="unknown attribute 'colour'"):
+        engine.search(X[0], 3, filter={"colour": "Red"})
+    with pytest.raises(ValueError, match="distinct"):
+        create_engine(name).build(X[:3], [1, 1, 2])
+    with pytest.raises(ValueError, match="non-negative"):
+        create_engine(name).build(X[:3], [1, -1, 2])
+    bare = create_engine(name).build(X, ids)  # no attributes: no filtering
+    with pytest.raises(FilterError, match="without attributes"):
+        bare.search(X[0], 3, filter={"gender": "Men"})
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_threads_give_the_serial_answers(name, data):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, ids, attrs = data
+    engine = build(name, "euclidean", data)
+    filters = [None, {"gender": "Women"}, {"articleType": ["Heels", "Flats"]}, {"gender": "Men", "year": 2011}]
+    calls = [(i, filters[i % len(filters)]) for i in range(120)]
+    serial = [engine.search(X[i], 6, filter=f, exclude_ids=[[ids[i]]]) for i, f in calls]
+    with ThreadPoolExecutor(8) as pool:
+        threaded = list(pool.map(lambda c: engine.search(X[c[0]], 6, filter=c[1], exclude_ids=[[ids[c[0]]]]), calls))
+    for (sd, si), (td, ti) in zip(serial, threaded):
+        np.testing.assert_array_equal(si, ti)
+        np.testing.assert_array_equal(sd, td)
+
+
+def test_registry():
+    assert "exact" in ENGINES
+    assert engine_class("exact").name == "exact"
+    with pytest.raises(UnknownEngineError, match="unknown search engine 'annoy'; expected one of exact"):
+        create_engine("annoy")

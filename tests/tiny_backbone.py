@@ -1,12 +1,13 @@
 """A tiny random backbone for fast pipeline tests (not a real feature extractor).
 
-``SOURCE`` registers it when executed; tests run it in-process and prepend it to
-scripts they start as subprocesses.
+``SOURCE`` registers it, as ``"tiny-test"``, through the public API when
+executed (once per process); tests run it in-process with :func:`register` and
+prepend it to scripts they start as subprocesses.
 """
 
 SOURCE = '''
 import torch
-from fashionrec.backbones import BackboneConfig, Preprocessing, register_backbone, _REGISTRY
+from fashionrec.models import BackboneConfig, Preprocessing, list_backbones, register_backbone
 
 def _build_tiny(weights_path):
     torch.manual_seed(0)
@@ -16,7 +17,7 @@ def _build_tiny(weights_path):
     )
     return net.eval(), "tiny-test:seed0"
 
-if "tiny-test" not in _REGISTRY:
+if "tiny-test" not in [c.name for c in list_backbones()]:
     register_backbone(BackboneConfig(
         name="tiny-test", dim=8,
         preprocessing=Preprocessing(input_size=32, resize_size=36),

@@ -1,0 +1,245 @@
+"""The commands of ``fashionrec``: each parses its options, calls the library and renders the result.
+
+Heavy modules (torch, matplotlib, pandas) are imported inside each command, so
+``fashionrec --help`` and errors in arguments stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import FashionrecError
+from .app import WhereOption, cli_command, console, err_console
+from .render import print_evaluation, print_index_summary, print_results
+
+
+# --------------------------------------------------------------------------- download
+
+
+@cli_command
+def download(
+    variant: Annotated[str, typer.Option(help="small (60x80 images) or full (high resolution).")] = "small",
+    dest: Annotated[Optional[Path], typer.Option(help="Copy the dataset into this folder instead of KaggleHub's cache.")] = None,
+) -> None:
+    """Download the Kaggle 'Fashion Product Images' catalog with KaggleHub and print its folder."""
+    from ..catalog import download as download_catalog
+
+    folder = download_catalog(variant, dest)
+    console.print(str(folder), highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- eda
+
+
+@cli_command
+def eda(
+    catalog: Annotated[Path, typer.Argument(help="Catalog folder (styles.csv + images/, or a folder of images).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the charts, index.html and summary.json.")],
+    where: WhereOption = None,
+) -> None:
+    """Explore a catalog: counts by attribute as charts, an HTML report and summary.json."""
+    from ..catalog import load_catalog, parse_where
+    from ..reports import write_report
+
+    filters = parse_where(where)
+    cat = load_catalog(catalog)
+    report = write_report(cat.select(filters), out, where=filters)
+    summary = report.summary
+    console.print(
+        f"{summary['total_products']:,} products ({summary['with_image']:,} with an image, "
+        f"{summary['without_image']:,} without; {summary['repaired_rows']} CSV rows repaired)"
+    )
+    console.print(f"report: {report.html}", highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- index
+
+
+@cli_command
+def index(
+    catalog: Annotated[Path, typer.Argument(help="Catalog folder to embed.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to create or update.")],
+    backbone: Annotated[Optional[str], typer.Option(help="Backbone name (see `fashionrec backbones`). Default: resnet50.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Local weights file (state dict) for the backbone.")] = None,
+    where: WhereOption = None,
+    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 32,
+    workers: Annotated[Optional[int], typer.Option(help="Image decoding threads (default: up to 4).")] = None,
+    runtime: Annotated[str, typer.Option(help="auto, torch, onnxruntime or openvino.")] = "auto",
+    preprocessing: Annotated[Optional[str], typer.Option(help="crop or pad (default: the backbone's).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32 (default) or bf16 (OpenVINO; faster, less exact).")] = None,
+) -> None:
+    """Embed catalog images into an index folder (resumable, incremental)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..catalog import load_catalog, parse_where
+    from ..embedding import ImageEmbedder, build_index
+
+    filters = parse_where(where)
+    cat = load_catalog(catalog)
+    embedder = ImageEmbedder(backbone, weights=weights, runtime=runtime, precision=precision,
+                             preprocessing=_preprocessing(backbone, preprocessing))
+    embedder.settings()  # load the model first: missing weights fail before any progress bar
+    with Progress(
+        TextColumn("[bold]embedding[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("embed", total=None, rate="")
+
+        def on_progress(done: int, total: int) -> None:
+            elapsed = bar.tasks[task].elapsed or 0.0
+            rate = f"{done / elapsed:,.1f} img/s" if elapsed > 0 else ""
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        summary = build_index(cat, out, embedder=embedder, where=filters, batch_size=batch_size,
+                              workers=workers, progress=on_progress)
+    print_index_summary(summary)
+
+
+def _preprocessing(backbone: str | None, mode: str | None):
+    if mode is None:
+        return None
+    from ..models import DEFAULT_BACKBONE, get_backbone
+
+    if mode not in ("crop", "pad"):
+        raise FashionrecError(f"--preprocessing {mode!r}: expected crop or pad")
+    return dataclasses.replace(get_backbone(backbone or DEFAULT_BACKBONE).preprocessing, mode=mode)
+
+
+# --------------------------------------------------------------------------- backbones
+
+
+@cli_command
+def backbones() -> None:
+    """List the registered backbones."""
+    from ..models import DEFAULT_BACKBONE, list_backbones
+
+    table = Table()
+    for column in ("name", "dim", "input", "preprocessing", "weights", "licence"):
+        table.add_column(column)
+    for cfg in list_backbones():
+        p = cfg.preprocessing
+        name = cfg.name + (" (default)" if cfg.name == DEFAULT_BACKBONE else "")
+        table.add_row(name, str(cfg.dim), str(p.input_size), f"{p.mode}, {p.interpolation}", cfg.weights, cfg.licence)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- recommend
+
+
+@cli_command
+def recommend(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX_DIR", help="Index folder built by `fashionrec index`.")],
+    product_id: Annotated[Optional[str], typer.Option("--id", help="Query by a catalog product id.")] = None,
+    image: Annotated[Optional[str], typer.Option("--image", help="Query by a photo: a file path or an http(s) URL.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Number of recommendations.")] = 5,
+    where: WhereOption = None,
+    metric: Annotated[str, typer.Option(help="euclidean or cosine.")] = "euclidean",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG with the query and its recommendations.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Weights file the index was built with (photo queries).")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="Catalog folder for pictures, if it moved since indexing.")] = None,
+) -> None:
+    """Recommend the products most similar to a catalog product or a photo."""
+    from ..catalog import find_catalog_root, parse_where
+    from ..recommend import Recommender
+
+    if (product_id is None) == (image is None):
+        raise FashionrecError("give exactly one of --id ID or --image PATH_OR_URL")
+    filters = parse_where(where)
+    rec = Recommender.load(index_dir, weights=weights, catalog_root=find_catalog_root(catalog) if catalog else None)
+    if product_id is not None:
+        results = rec.similar(product_id, k=k, where=filters, metric=metric)
+        query: dict[str, Any] = rec.query_product(product_id)
+    else:
+        from ..images import open_image
+
+        picture = open_image(image)  # once: a URL is fetched for the search and the plot alike
+        results = rec.similar_to_image(picture, k=k, where=filters, metric=metric)
+        query = {"image": image}
+    if plot is not None:
+        from ..reports import recommendation_figure
+
+        recommendation_figure(rec, results, product_id if product_id is not None else picture, plot)
+    if as_json:
+        from ..recommend import Recommendations
+
+        sys.stdout.write(Recommendations.from_frame(query, results).to_json() + "\n")
+        return
+    print_results(query, results)
+    if plot is not None:
+        console.print(f"picture: {plot}", highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+@cli_command
+def evaluate(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX_DIR", help="Index folder built by `fashionrec index`.")],
+    k: Annotated[int, typer.Option("-k", help="Cut-off rank.")] = 10,
+    relevance: Annotated[str, typer.Option(help="articleType or articleType+baseColour.")] = "articleType",
+    metric: Annotated[str, typer.Option(help="euclidean or cosine.")] = "euclidean",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for evaluation.json and the chart.")] = None,
+    normalize: Annotated[bool, typer.Option("--normalize", help="L2-normalise features before ranking.")] = False,
+    sample: Annotated[Optional[int], typer.Option(help="Evaluate this many random queries (default: all).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --sample and --photo-queries.")] = 0,
+    photo_queries: Annotated[int, typer.Option(
+        help="Also query with this many simulated new photos of catalog products (re-framed, rotated, "
+             "re-lit, re-encoded) and report how often each finds its own product.")] = 0,
+) -> None:
+    """Leave-one-out retrieval quality of an index (precision@k, mAP@k, nDCG@k, hit@1)."""
+    from ..evaluation import evaluate_index, write_evaluation
+    from ..index import IndexFolder
+
+    result = evaluate_index(IndexFolder.load(index_dir), k=k, relevance=relevance, metric=metric,
+                            normalize=normalize, sample=sample, seed=seed)
+    photos = None
+    if photo_queries:
+        from ..evaluation import evaluate_photo_queries
+        from ..recommend import Recommender
+
+        photos = evaluate_photo_queries(Recommender.load(index_dir), n=photo_queries, k=k, seed=seed, metric=metric)
+    paths = write_evaluation(result, out, photo_queries=photos) if out is not None else None
+    if as_json:
+        payload = result.summary(photos).model_dump(mode="json")  # the evaluation.json model
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    print_evaluation(result, photos)
+    if paths:
+        console.print(f"written: {', '.join(str(p) for p in paths.values())}", highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@cli_command
+def demo(
+    catalog: Annotated[Optional[Path], typer.Option(help="Catalog folder; default: a cached KaggleHub copy, else the offline sample.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the report.")] = Path("fashionrec-demo"),
+    backbone: Annotated[Optional[str], typer.Option(help="Backbone; default resnet50 when its weights are available, else efficientnet_lite0.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Local weights file for the backbone.")] = None,
+) -> None:
+    """Run the whole pipeline and write one HTML report: EDA, index, evaluation, recommendations."""
+    from ..reports import run_demo
+
+    result = run_demo(catalog=catalog, out=out, backbone=backbone, weights=weights, log=_demo_log)
+    console.print(f"report: {result.report}", highlight=False, soft_wrap=True)
+
+
+def _demo_log(message: str) -> None:
+    console.print(message, highlight=False, soft_wrap=True)

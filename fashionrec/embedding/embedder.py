@@ -1,0 +1,157 @@
+"""One image at a time: decoding a file for a backbone, and the backbone that embeds it.
+
+Nothing heavy loads at import time: torch and the runtimes load when an
+:class:`ImageEmbedder` first needs its model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import IndexFolderError
+
+
+def load_image_array(path: str | os.PathLike, preprocessing) -> np.ndarray:
+    """Decode one image file and preprocess it into a (3, S, S) float32 array.
+
+    ``S`` is ``preprocessing.input_size``. Large JPEGs are decoded in draft mode
+    at the pre-crop size (not at full resolution), which is several times
+    cheaper. Raises OSError/ValueError subclasses (and
+    ``PIL.Image.DecompressionBombError``) for unreadable files; the caller
+    decides to skip.
+    """
+    from ..models import draft_target, preprocess
+
+    with Image.open(path) as image:
+        if image.format == "JPEG":
+            image.draft("RGB", draft_target(preprocessing))
+        image.load()
+        return preprocess(image, preprocessing)
+
+
+class ImageEmbedder:
+    """Backbone + preprocessing + runtime: PIL images to feature vectors.
+
+    Parameters
+    ----------
+    backbone: registered backbone name (see ``fashionrec.models``); None for the default.
+    weights: local weights file, or None for the backbone's own weights.
+    preprocessing: override of the backbone's preprocessing (e.g. ``mode="pad"``);
+        None uses the backbone's default.
+    runtime: "auto", "torch", "onnxruntime" or "openvino".
+    cache_dir: where exported runtime models are kept; None for the default cache.
+    precision: None (fp32; see ``fashionrec.models``) or "bf16" (OpenVINO only:
+        faster, but below the cosine bar ``fashionrec.models.COSINE_BAR`` for some images).
+
+    The model loads on first use (:attr:`extractor`), not here.
+    """
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        weights: str | os.PathLike | None = None,
+        preprocessing=None,
+        runtime: str = "auto",
+        cache_dir: str | os.PathLike | None = None,
+        precision: str | None = None,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.preprocessing_override = preprocessing
+        self.runtime = runtime
+        self.precision = precision
+        self.cache_dir = cache_dir
+        self.expected_weights: str | None = None  # set by from_manifest: refuse other weights
+        self._extractor = None
+
+    @classmethod
+    def from_manifest(
+        cls, manifest: Mapping[str, Any], *, weights: str | os.PathLike | None = None, runtime: str = "auto"
+    ) -> ImageEmbedder:
+        """An embedder that reproduces an index's vectors (same backbone, weights, preprocessing).
+
+        Its model refuses to load (:class:`IndexFolderError`) when the weights
+        differ from those the manifest names.
+        """
+        from ..models import Preprocessing
+
+        if weights is None and manifest.get("weights_path") and Path(manifest["weights_path"]).is_file():
+            weights = manifest["weights_path"]
+        embedder = cls(
+            manifest["backbone"],
+            weights=weights,
+            preprocessing=Preprocessing.from_dict(manifest["preprocessing"]),
+            runtime=runtime,
+        )
+        embedder.expected_weights = manifest["weights"]
+        return embedder
+
+    @property
+    def extractor(self):
+        """The loaded :class:`~fashionrec.models.FeatureExtractor` (built on first use)."""
+        if self._extractor is None:
+            from ..models import DEFAULT_BACKBONE, FeatureExtractor
+
+            extractor = FeatureExtractor(
+                self.backbone or DEFAULT_BACKBONE, weights=self.weights, runtime=self.runtime,
+                cache_dir=self.cache_dir, precision=self.precision,
+            )
+            extractor.load()
+            if self.expected_weights and extractor.weights_identity != self.expected_weights:
+                raise IndexFolderError(
+                    f"weights {extractor.weights_identity!r} differ from the index's {self.expected_weights!r}; "
+                    "pass --weights with the file the index was built with"
+                )
+            self._extractor = extractor
+        return self._extractor
+
+    @property
+    def config(self):
+        """The backbone's :class:`~fashionrec.models.BackboneConfig`."""
+        from ..models import DEFAULT_BACKBONE, get_backbone
+
+        return get_backbone(self.backbone or DEFAULT_BACKBONE)
+
+    @property
+    def preprocessing(self):
+        """The :class:`~fashionrec.models.Preprocessing` in use (the override, else the backbone's)."""
+        return self.preprocessing_override or self.config.preprocessing
+
+    @property
+    def dim(self) -> int:
+        """D, the length of one feature vector."""
+        return self.config.dim
+
+    def settings(self) -> dict[str, Any]:
+        """The manifest fields that identify these vectors (loads the model)."""
+        extractor = self.extractor
+        settings = {
+            "backbone": self.config.name,
+            "weights": extractor.weights_identity,
+            "weights_path": str(Path(self.weights).resolve()) if self.weights else None,
+            "preprocessing": self.preprocessing.to_dict(),
+            "dim": self.dim,
+            "runtime": extractor.runtime_name,
+            "precision": extractor.precision,
+        }
+        # JSON round trip: compare equal to what a manifest on disk holds (lists, not tuples).
+        return json.loads(json.dumps(settings))
+
+    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, S, S) preprocessed float32 → (N, D) float32."""
+        return np.asarray(self.extractor(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """PIL images → (len(images), D) float32 features."""
+        from ..models import preprocess
+
+        if not len(images):
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_arrays(np.stack([preprocess(image, self.preprocessing) for image in images]))

@@ -1,0 +1,104 @@
+"""What became of each image: a feature vector, or an :class:`ImageFailure` saying why not.
+
+Work is keyed by :func:`work_key` — the product id and the image file's
+signature (:func:`~fashionrec.embedding.plan.image_signature`) — so a result
+stays valid until the file changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """Why one product has no vector; ``reason`` is the text the manifest's ``skipped`` entry shows.
+
+    Build with :meth:`unreadable` for a file that could not be decoded, or use
+    :data:`NO_IMAGE_FILE` / :data:`NOT_EMBEDDED`.
+    """
+
+    reason: str
+
+    @classmethod
+    def unreadable(cls, exc: BaseException) -> ImageFailure:
+        """The failure of a file that raised ``exc`` while decoding: ``unreadable image: <Type>: <message>``."""
+        return cls(f"unreadable image: {type(exc).__name__}: {exc}")
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+NO_IMAGE_FILE = ImageFailure("no image file")
+"""A product whose image file is absent (no ``image`` path, or the file cannot be stat'ed)."""
+
+NOT_EMBEDDED = ImageFailure("not embedded")
+"""A product the run ended without a result for (never expected after a complete run)."""
+
+
+def work_key(product_id: Any, signature: str | None) -> str:
+    """The key of one unit of work: ``"<id>\\t<signature>"`` (the checkpoint files store these)."""
+    return f"{product_id}\t{signature}"
+
+
+@dataclass
+class Chunk:
+    """Finished work handed over at once (and checkpointed as one file).
+
+    ``keys[i]`` owns ``vectors[i]`` (``vectors``: (len(keys), D) float32);
+    ``failures`` maps further keys to why they have no vector.
+    """
+
+    keys: list[str]
+    vectors: np.ndarray
+    failures: dict[str, ImageFailure] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        """Images this chunk settles: embedded plus failed."""
+        return len(self.keys) + len(self.failures)
+
+
+class Outcomes:
+    """Results by work key: a (D,) float32 vector or an :class:`ImageFailure`, never both.
+
+    A later result for a key replaces an earlier one, whichever its kind.
+    """
+
+    def __init__(self) -> None:
+        self.vectors: dict[str, np.ndarray] = {}
+        self.failures: dict[str, ImageFailure] = {}
+
+    def __len__(self) -> int:
+        return len(self.vectors) + len(self.failures)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.vectors or key in self.failures
+
+    def add_vector(self, key: str, vector: np.ndarray) -> None:
+        self.failures.pop(key, None)
+        self.vectors[key] = vector
+
+    def add_failure(self, key: str, failure: ImageFailure) -> None:
+        self.vectors.pop(key, None)
+        self.failures[key] = failure
+
+    def add_vectors(self, keys: Sequence[str], vectors: Iterable[np.ndarray]) -> None:
+        for key, vector in zip(keys, vectors):
+            self.add_vector(key, vector)
+
+    def add_failures(self, failures: Mapping[str, ImageFailure]) -> None:
+        for key, failure in failures.items():
+            self.add_failure(key, failure)
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        self.add_vectors(chunk.keys, chunk.vectors)
+        self.add_failures(chunk.failures)
+
+    def update(self, other: Outcomes) -> None:
+        """Take every result of ``other``, replacing this one's for the same keys."""
+        self.add_vectors(list(other.vectors), other.vectors.values())
+        self.add_failures(other.failures)

@@ -1,0 +1,195 @@
+"""The index folder: embeddings stored once, queried many times.
+
+An index folder holds three files that any tool can read:
+
+``embeddings.npy``
+    float32 array of shape (N, D), C order, memory-mappable
+    (``numpy.load(path, mmap_mode="r")``). Row i is the feature vector of
+    row i of ``products.parquet``. Features are stored as the backbone
+    produced them (not normalised).
+``products.parquet``
+    The N catalog rows in the same order: ``id`` first, the catalog
+    attributes, then ``image`` (path relative to the catalog root) and
+    ``image_signature`` (file size and mtime, to notice changed images).
+``manifest.json``
+    What produced the vectors and how to read them; see :mod:`.manifest`.
+``engines/<name>/``
+    Files a search engine keeps for itself (:meth:`IndexFolder.engine_dir`),
+    written by the engine's ``save``; the exact engine needs none.
+
+Files are replaced atomically and the manifest is written last; it records
+the row count and a ``generation`` token that ``products.parquet`` repeats in
+its metadata, so a folder caught half-written by a crash is detected on load
+rather than silently mis-read.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..errors import IndexFolderError
+from ..output import atomic_write
+from .manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, read_manifest, utc_now
+
+log = logging.getLogger(__name__)
+
+EMBEDDINGS_FILE = "embeddings.npy"
+PRODUCTS_FILE = "products.parquet"
+ENGINES_DIR = "engines"
+_GENERATION_KEY = b"fashionrec.generation"
+
+
+@dataclass(eq=False)
+class IndexFolder:
+    """A loaded index folder.
+
+    Attributes
+    ----------
+    path: the folder.
+    manifest: the parsed ``manifest.json``.
+    embeddings: (N, D) float32, memory-mapped read-only when loaded from disk.
+    products: N catalog rows, ``id`` first, in the order of ``embeddings``.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    embeddings: np.ndarray
+    products: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    @property
+    def backbone(self) -> str:
+        return self.manifest["backbone"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @functools.cached_property
+    def vector_ids(self) -> np.ndarray:
+        """(N,) int64 ids under which search engines hold the vectors.
+
+        The product ids themselves when they are distinct non-negative integers
+        (the Kaggle catalog); otherwise each product's rank in id order, so that
+        distance ties still resolve by product id.
+        """
+        return vector_ids(self.products["id"])
+
+    def engine_dir(self, name: str) -> Path:
+        """Folder for the files of search engine ``name``: ``<index>/engines/<name>``."""
+        return self.path / ENGINES_DIR / name
+
+    @property
+    def catalog_root(self) -> Path | None:
+        root = (self.manifest.get("catalog") or {}).get("root")
+        return Path(root) if root else None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> IndexFolder:
+        """Read and validate an index folder; raises :class:`IndexFolderError`."""
+        path = Path(path)
+        manifest = read_manifest(path)
+        emb_path, prod_path = path / EMBEDDINGS_FILE, path / PRODUCTS_FILE
+        for file in (emb_path, prod_path):
+            if not file.is_file():
+                raise IndexFolderError(f"index {path} is incomplete: {file.name} is missing; re-run `fashionrec index`")
+        try:
+            embeddings = np.load(emb_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexFolderError(f"cannot read {emb_path}: {exc}") from None
+        try:
+            table = pq.read_table(prod_path)
+        except (OSError, pa.ArrowException) as exc:
+            raise IndexFolderError(f"cannot read {prod_path}: {exc}") from None
+        generation = (table.schema.metadata or {}).get(_GENERATION_KEY, b"").decode()
+        if manifest.get("generation") and generation != manifest["generation"]:
+            raise IndexFolderError(
+                f"index {path} is inconsistent: {PRODUCTS_FILE} and {MANIFEST_FILE} come from different runs "
+                "(was a write interrupted?); re-run `fashionrec index` to repair it"
+            )
+        expected = (int(manifest["count"]), int(manifest["dim"]))
+        if embeddings.dtype != np.float32 or embeddings.ndim != 2 or embeddings.shape != expected:
+            raise IndexFolderError(
+                f"{emb_path}: got {embeddings.dtype} array of shape {embeddings.shape}, "
+                f"expected float32 {expected} as {MANIFEST_FILE} says; re-run `fashionrec index` to repair it"
+            )
+        if table.num_rows != expected[0]:
+            raise IndexFolderError(
+                f"{prod_path}: {table.num_rows} rows, expected {expected[0]}; re-run `fashionrec index` to repair it"
+            )
+        products = table.to_pandas()
+        return cls(path, manifest, embeddings, products)
+
+
+def vector_ids(ids: pd.Series) -> np.ndarray:
+    """Engine ids for product ids: themselves when distinct non-negative integers, else their rank in id order."""
+    ids = pd.Series(ids).reset_index(drop=True)
+    if pd.api.types.is_integer_dtype(ids.dtype) and not ids.isna().any():
+        values = ids.to_numpy(dtype=np.int64)
+        if (len(values) == 0 or values.min() >= 0) and ids.is_unique:
+            return values
+    order = np.asarray(ids.argsort(kind="stable"), dtype=np.int64)
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[order] = np.arange(len(ids))
+    return ranks
+
+
+def write_index(
+    path: str | os.PathLike,
+    embeddings: np.ndarray,
+    products: pd.DataFrame,
+    manifest: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Write an index folder atomically; returns the manifest as written.
+
+    ``embeddings`` is (N, D) float32 aligned with the N ``products`` rows.
+    ``manifest`` needs at least backbone, weights, preprocessing; count, dim,
+    format, generation and timestamps are filled in here.
+    """
+    path = Path(path)
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2 or len(embeddings) != len(products):
+        raise IndexFolderError(
+            f"cannot write index {path}: embeddings shape {embeddings.shape} does not match {len(products)} products"
+        )
+    if products.columns[0] != "id":
+        raise IndexFolderError(f"cannot write index {path}: products must have 'id' first, got {list(products.columns)[:3]}")
+    path.mkdir(parents=True, exist_ok=True)
+    now = utc_now()
+    full = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "fashionrec_version": __version__,
+        "created": now,
+        **dict(manifest),
+        "updated": now,
+        "generation": uuid.uuid4().hex,
+        "dim": int(embeddings.shape[1]),
+        "count": int(embeddings.shape[0]),
+        "dtype": "float32",
+    }
+    table = pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _GENERATION_KEY: full["generation"].encode()})
+
+    # Data files first, manifest last: a crash in between leaves a manifest whose
+    # generation/count no longer match, which load() reports.
+    atomic_write(path / EMBEDDINGS_FILE, lambda f: np.save(f, embeddings, allow_pickle=False))
+    atomic_write(path / PRODUCTS_FILE, lambda f: pq.write_table(table, f))
+    atomic_write(path / MANIFEST_FILE, lambda f: f.write(json.dumps(full, indent=2, default=str).encode()))
+    return full
