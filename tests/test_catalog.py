@@ -12,6 +12,7 @@ from fashionrec.catalog import (
     KAGGLE_DATASETS,
     ORIGINAL_SUBSET,
     STYLE_COLUMNS,
+    Filter,
     coerce_id,
     download,
     find_catalog_root,
@@ -21,7 +22,7 @@ from fashionrec.catalog import (
     read_styles,
     where_mask,
 )
-from fashionrec.errors import CatalogError, DownloadError
+from fashionrec.errors import CatalogError, DownloadError, FilterError
 
 HEADER = ",".join(STYLE_COLUMNS)
 
@@ -231,7 +232,7 @@ def test_parse_where():
         "gender": ["Women"],
         "articleType": ["Heels", "Flats"],
     }
-    with pytest.raises(CatalogError, match="not KEY=VALUE"):
+    with pytest.raises(FilterError, match="filter 'gender' is not KEY=VALUE"):
         parse_where(["gender"])
 
 
@@ -248,6 +249,32 @@ def test_where_mask_semantics():
     assert where_mask(products, {"year": "2011"}).tolist() == [True, False, False, False]
     with pytest.raises(CatalogError, match="unknown attribute 'colour'.*known attributes: id, gender, year"):
         where_mask(products, {"colour": "Red"})
+
+
+def test_filter_is_one_value_whatever_its_spelling():
+    """Equal filters (order of attributes or values, case) are equal and hash equal: they key caches."""
+    a = Filter.from_where({"gender": "women", "articleType": ["Heels", "flats"]})
+    b = Filter.from_where({"articleType": ["FLATS", "heels", "Heels"], "gender": ["Women"]})
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != Filter.from_where({"gender": "women"})
+    assert a.to_dict() == {"gender": ["women"], "articleType": ["Heels", "flats"]}  # as given, duplicates dropped
+    assert a.attributes == ["gender", "articleType"]
+    assert Filter.from_where(None) is None and Filter.from_where({}) is None
+    assert Filter.from_where(a) is a
+
+
+def test_filter_errors_say_what_was_expected():
+    columns = ["id", "gender", "image", "has_image"]
+    with pytest.raises(FilterError, match="unknown attribute 'colour' in filter; known attributes: id, gender$"):
+        Filter.from_where({"colour": "Red"}, columns)
+    with pytest.raises(FilterError, match="must be a mapping of attribute to value.*got str 'gender=Women'"):
+        Filter.from_where("gender=Women")
+    with pytest.raises(FilterError, match="'gender' allows no value"):
+        Filter.from_where({"gender": []})
+    with pytest.raises(FilterError, match=r"'gender': value None is not a text or a number"):
+        Filter.from_where({"gender": [None]})
+    with pytest.raises(CatalogError):  # a FilterError is also a CatalogError and a QueryError
+        Filter.from_where({"colour": "Red"}, columns)
 
 
 def test_coerce_id():

@@ -113,7 +113,7 @@ class Filter:
 def _check_attributes(attributes: Iterable[str], columns: Sequence[str]) -> None:
     for attr in attributes:
         if attr not in columns:
-            from . import BOOKKEEPING_COLUMNS  # here, not at import: catalog imports this module
+            from .model import BOOKKEEPING_COLUMNS  # here, not at import: model imports this module
 
             known = ", ".join(c for c in columns if c not in BOOKKEEPING_COLUMNS and c != "image_signature")
             raise FilterError(f"unknown attribute {attr!r} in filter; known attributes: {known}")

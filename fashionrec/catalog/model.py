@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import CatalogError
+from .filters import where_mask
 
 STYLE_COLUMNS: tuple[str, ...] = (
     "id",
@@ -120,15 +121,12 @@ class Catalog:
         return [None if pd.isna(rel) else self.root / rel for rel in self.products["image"]]
 
     def select(self, where: Mapping[str, Any] | None) -> Catalog:
-        """The products whose attributes match ``where`` (see :func:`~fashionrec.catalog.where_mask`).
+        """The products whose attributes match ``where`` (a mapping or a :class:`~fashionrec.catalog.filters.Filter`).
 
         An empty or None ``where`` returns this catalog itself.
         """
         if not where:
             return self
-        # Imported here: the filters use this module's BOOKKEEPING_COLUMNS.
-        from . import where_mask
-
         mask = where_mask(self.products, where)
         return Catalog(
             self.root,
