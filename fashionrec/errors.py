@@ -56,3 +56,36 @@ class FilterError(CatalogError, QueryError, ValueError):
 
 class UnknownEngineError(QueryError, ValueError):
     """A search engine name that is not registered."""
+
+
+class UnknownProductError(QueryError):
+    """A product id that is not in the index (or the catalog)."""
+
+
+# Pictures a user hands in (a file, an upload, a URL) can fail in a few distinct
+# ways; each has its own type so that an interface can answer each its own way
+# (the web API: 413, 415, 422, 502, 504).
+
+
+class ImageError(QueryError):
+    """A picture that cannot be used as a query (base class of the kinds below)."""
+
+
+class NotAnImageError(ImageError):
+    """Data that is not a picture Pillow can decode (or a URL whose content type is not an image)."""
+
+
+class ImageTooLargeError(ImageError):
+    """A picture over the byte cap, or whose header declares more pixels than allowed."""
+
+
+class ImageFetchError(ImageError):
+    """A picture URL that cannot be fetched: unreachable host, HTTP error status, too many redirects."""
+
+
+class ImageFetchTimeoutError(ImageFetchError):
+    """A picture URL that did not answer (or finish) within its time limits."""
+
+
+class URLNotAllowedError(ImageError):
+    """A picture URL refused before fetching: not http(s), or a private, loopback, link-local or reserved address."""
