@@ -1,28 +1,67 @@
-"""Loading product pictures from a local file, an http(s) URL or memory.
+"""Loading pictures from a local file, an http(s) URL, uploaded bytes or memory.
 
-:func:`open_image` is the one entry point every view and the image query use.
-Downloads are bounded: connect/read timeouts and an overall deadline, a size
-cap enforced from ``Content-Length`` and again while streaming, a limited
-number of redirects, an ``image/*`` content type, and a full decode by Pillow
-with its decompression-bomb guard left on. Every failure is one
-:class:`~fashionrec.errors.QueryError` saying what was received and what was
-expected.
+:func:`open_image` is the one entry point every view and the image query use;
+:func:`decode_image` decodes bytes received some other way (an upload).
+
+Every picture is bounded before it costs memory: its pixel count is read from
+the header (Pillow's ``Image.open`` reads only the header) and refused above
+``max_pixels`` before the pixels are decoded, and Pillow's own
+decompression-bomb guard stays on.
+
+Downloads are bounded too: connect/read timeouts and an overall deadline, a
+size cap enforced from ``Content-Length`` and again while streaming, a limited
+number of redirects (followed here, one hop at a time), an ``image/*`` (or
+generic) content type. With ``allow_private_urls=False`` — what a server
+fetching URLs given by strangers uses — every hop's host is resolved and
+refused unless all its addresses are public (not private, loopback,
+link-local, reserved, multicast or unspecified; IPv4-mapped, 6to4 and NAT64
+IPv6 addresses are judged by the IPv4 address they carry), and the connection
+itself goes only to an address that was checked, so a name that re-resolves
+to a private address between the check and the connection (DNS rebinding)
+is refused as well (through a proxy from the environment, the proxy connects).
+
+Each failure is one :class:`~fashionrec.errors.ImageError` subclass (all are
+:class:`~fashionrec.errors.QueryError`) saying what was received and what was
+expected:
+
+* :class:`~fashionrec.errors.NotAnImageError` — undecodable data, or a URL
+  whose content type declares something else;
+* :class:`~fashionrec.errors.ImageTooLargeError` — over the byte cap, or more
+  pixels than allowed;
+* :class:`~fashionrec.errors.ImageFetchTimeoutError` — a connect/read timeout
+  or the overall deadline;
+* :class:`~fashionrec.errors.ImageFetchError` — another network failure, an
+  HTTP error status, too many redirects;
+* :class:`~fashionrec.errors.URLNotAllowedError` — not an http(s) URL, an
+  invalid one, or (when private URLs are not allowed) a non-public host;
+* :class:`~fashionrec.errors.ImageError` — a missing or unreadable local file.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import ipaddress
 import logging
 import os
+import socket
+import threading
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import QueryError
+from .errors import (
+    ImageError,
+    ImageFetchError,
+    ImageFetchTimeoutError,
+    ImageTooLargeError,
+    NotAnImageError,
+    URLNotAllowedError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +70,17 @@ DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 """Largest download accepted (20 MiB)."""
 DEFAULT_MAX_REDIRECTS = 5
-_CHUNK = 64 * 1024
+"""Redirects followed before a URL is given up on."""
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Largest picture decoded, in pixels (width x height), checked from the header before decoding.
 
+50 megapixels is about 200 MB once decoded to RGBA; any photo of a product is far smaller."""
+_CHUNK = 64 * 1024
 
 _GENERIC_TYPES = ("", "application/octet-stream", "binary/octet-stream")
 """Content types that say nothing about the body; Pillow's decode decides."""
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def is_url(source: Any) -> bool:
@@ -54,48 +99,98 @@ def open_image(
     session: Any = None,
     max_redirects: int = DEFAULT_MAX_REDIRECTS,
     total_timeout: float | None = 60.0,
+    allow_private_urls: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
-    """Open a picture as an RGB :class:`PIL.Image.Image`.
+    """Open a picture as an RGB :class:`PIL.Image.Image` of its own.
 
-    ``source`` is a local path, an ``http(s)`` URL or a PIL image (converted,
-    never modified). ``timeout`` is requests' ``(connect, read)`` pair;
-    ``total_timeout`` bounds a whole download (a server trickling bytes);
-    ``max_bytes`` caps the download size; ``session`` is an optional
-    :class:`requests.Session` (its own ``max_redirects`` then applies).
+    Parameters
+    ----------
+    source:
+        A local path, an ``http(s)`` URL or a PIL image (converted, never
+        modified; its pixel count is not checked, it is already in memory).
+    timeout:
+        requests' ``(connect, read)`` timeouts in seconds (or one number for both).
+    max_bytes:
+        Largest download accepted, in bytes.
+    session:
+        Optional :class:`requests.Session` to fetch with; its ``max_redirects``
+        then applies. Without one, a session is made for the call. With
+        ``allow_private_urls=False`` a caller's session gets the per-hop host
+        check, but its connections are its own (not pinned to checked addresses).
+    max_redirects:
+        Redirects followed (each hop checked like the first).
+    total_timeout:
+        Seconds a whole download may take (a server trickling bytes); None for no limit.
+    allow_private_urls:
+        True (the default, for the command line and Python callers): any
+        reachable host may be fetched. False (a server taking URLs from
+        strangers): only public http(s) URLs are fetched, checked at every
+        redirect hop, and local paths are refused too.
+    max_pixels:
+        Most pixels (width x height) a picture may declare; checked from the
+        header before decoding. None leaves only Pillow's own guard.
 
-    Raises :class:`QueryError` for a missing file, a timeout, a body over
-    ``max_bytes``, a non-image content type, undecodable data, too many
-    redirects or an HTTP error status.
+    Raises an :class:`~fashionrec.errors.ImageError` subclass; see the module docstring.
     """
     if isinstance(source, Image.Image):
         return _to_rgb(source, "the given image")
     if isinstance(source, str) and is_url(source):
+        url = source.strip()
         data = _download(
-            source.strip(),
+            url,
             timeout=timeout,
             max_bytes=max_bytes,
             session=session,
             max_redirects=max_redirects,
             total_timeout=total_timeout,
+            allow_private_urls=allow_private_urls,
         )
-        return _decode(io.BytesIO(data), f"image at {source}")
+        return _decode(io.BytesIO(data), f"image at {url}", max_pixels)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
         if isinstance(source, str) and "://" in source:
-            raise QueryError(f"unsupported image URL {source!r}; expected an http:// or https:// URL or a local file")
+            raise URLNotAllowedError(
+                f"unsupported image URL {source!r}; expected an http:// or https:// URL or a local file"
+            )
+        if not allow_private_urls:
+            raise URLNotAllowedError(
+                f"local file {str(source)!r} refused: expected an http:// or https:// URL of a public host"
+            )
+        path = Path(source).expanduser()
         if not path.exists():
-            raise QueryError(f"image file {path} not found; expected an existing image file or an http(s) URL")
+            raise ImageError(f"image file {path} not found; expected an existing image file or an http(s) URL")
         if not path.is_file():
-            raise QueryError(f"{path} is not a file; expected an image file (jpg, png, ...)")
+            raise ImageError(f"{path} is not a file; expected an image file (jpg, png, ...)")
         try:
             handle = open(path, "rb")
         except OSError as exc:
-            raise QueryError(f"cannot read image file {path}: {exc.strerror or exc}") from None
+            raise ImageError(f"cannot read image file {path}: {exc.strerror or exc}") from None
         with handle:
-            return _decode(handle, f"image file {path}")
-    raise QueryError(
+            return _decode(handle, f"image file {path}", max_pixels)
+    raise ImageError(
         f"cannot open an image from {type(source).__name__} {source!r}; expected a file path, an http(s) URL or a PIL image"
     )
+
+
+def decode_image(
+    data: bytes | bytearray | memoryview,
+    *,
+    what: str = "the uploaded file",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Decode a picture held in memory (an upload) into an RGB :class:`PIL.Image.Image`.
+
+    ``what`` names the data in error messages ("cannot decode <what>: ...").
+    The pixel count declared by the header is checked against ``max_pixels``
+    before decoding (None: only Pillow's own guard). Raises
+    :class:`~fashionrec.errors.NotAnImageError` for empty or undecodable data
+    and :class:`~fashionrec.errors.ImageTooLargeError` for too many pixels.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageError(f"cannot decode {what}: got {type(data).__name__}, expected bytes")
+    if not len(data):
+        raise NotAnImageError(f"{what} is empty; expected a picture (jpg, png, webp, ...)")
+    return _decode(io.BytesIO(data), what, max_pixels)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -132,21 +227,193 @@ def _to_rgb(image: Image.Image, what: str) -> Image.Image:
         image.load()
         return _own_rgb(image)
     except (OSError, ValueError) as exc:
-        raise QueryError(f"cannot use {what}: {exc}") from None
+        raise ImageError(f"cannot use {what}: {exc}") from None
 
 
-def _decode(stream, what: str) -> Image.Image:
-    """Decode fully with Pillow (its decompression-bomb guard stays on)."""
+def _decode(stream: BinaryIO, what: str, max_pixels: int | None) -> Image.Image:
+    """Check the declared size from the header, then decode fully (Pillow's bomb guard stays on)."""
     try:
         with Image.open(stream) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"{what} is too large: {width} x {height} = {width * height:,} pixels, "
+                    f"expected at most {max_pixels:,}"
+                )
             image.load()
             return _own_rgb(image)
     except Image.DecompressionBombError as exc:
-        raise QueryError(f"{what} is too large to decode safely: {exc}") from None
+        raise ImageTooLargeError(f"{what} is too large to decode safely: {exc}") from None
     except UnidentifiedImageError:
-        raise QueryError(f"cannot decode {what}: not a picture format Pillow reads (jpg, png, webp, ...)") from None
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
-        raise QueryError(f"cannot decode {what}: {exc}") from None
+        raise NotAnImageError(
+            f"cannot decode {what}: not a picture format Pillow reads (jpg, png, webp, ...)"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
+        raise NotAnImageError(f"cannot decode {what}: {exc}") from None
+
+
+# ---------------------------------------------------------------- which hosts may be fetched
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (numeric text), as the connection would use them."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for *_, sockaddr in infos:
+        if sockaddr[0] not in addresses:
+            addresses.append(sockaddr[0])
+    return addresses
+
+
+def _address_allowed(address: str) -> bool:
+    """True for a public unicast address; False for private, loopback, link-local, reserved,
+    multicast and unspecified ones (and for text that is not an address)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            ip = embedded
+    return ip.is_global and not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+    )
+
+
+def _resolve_within(host: str, port: int, timeout: float | None) -> list[str]:
+    """:func:`_resolve` bounded by ``timeout`` seconds (a hanging DNS lookup is not covered by socket timeouts)."""
+    if timeout is None:
+        return _resolve(host, port)
+    result: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            result.append(_resolve(host, port))
+        except Exception as exc:  # noqa: BLE001 — handed to the caller's thread
+            result.append(exc)
+
+    thread = threading.Thread(target=lookup, name="fashionrec-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not result:
+        raise ImageFetchTimeoutError(f"timed out resolving host {host!r} (more than {timeout} s)")
+    if isinstance(result[0], Exception):
+        raise result[0]
+    return result[0]
+
+
+def _public_addresses(host: str, port: int, what: str, timeout: float | None) -> list[str]:
+    """The addresses of ``host``, all public; URLNotAllowedError when any is not, ImageFetchError when none resolve.
+
+    ``what`` names the URL or connection in messages ("image URL http://...").
+    """
+    try:
+        addresses = _resolve_within(host, port, timeout)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ImageFetchError(f"cannot fetch {what}: host {host!r} does not resolve ({exc})") from None
+    except OSError as exc:
+        raise ImageFetchError(f"cannot fetch {what}: resolving host {host!r} failed ({exc})") from None
+    refused = [a for a in addresses if not _address_allowed(a)]
+    if refused or not addresses:
+        raise URLNotAllowedError(
+            f"{what} refused: host {host!r} resolves to non-public address {', '.join(refused) or 'none'}; "
+            "expected a public host (private, loopback, link-local and reserved addresses are not fetched)"
+        )
+    return addresses
+
+
+def _check_url(url: str, *, allow_private: bool, timeout: float | None) -> None:
+    """Refuse a URL (one hop) that is not http(s) or, unless ``allow_private``, whose host is not public."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parts = parse_url(url)  # how requests/urllib3 will read it, so both agree on the host
+    except LocationParseError as exc:
+        raise URLNotAllowedError(f"invalid image URL {url!r}: {exc}") from None
+    scheme = (parts.scheme or "").lower()
+    if scheme not in ("http", "https") or not parts.host:
+        raise URLNotAllowedError(f"image URL {url!r} refused: expected an http:// or https:// URL with a host")
+    if allow_private:
+        return
+    host = parts.host.strip("[]")
+    port = parts.port or (443 if scheme == "https" else 80)
+    _public_addresses(host, port, f"image URL {url}", timeout)
+
+
+def _connect_timeout(timeout: float | tuple[float, float]) -> float | None:
+    return timeout[0] if isinstance(timeout, tuple) else timeout
+
+
+def _public_only_session():
+    """A requests session whose connections go only to checked public addresses (see :func:`_public_adapter`)."""
+    import requests
+
+    session = requests.Session()
+    adapter = _public_adapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _public_adapter():
+    """A requests adapter that resolves each host itself, refuses it unless every address is public,
+    and connects only to those checked addresses (TLS still verifies the host name)."""
+    return _public_adapter_class()()
+
+
+@functools.lru_cache(maxsize=None)
+def _public_adapter_class():
+    """The adapter class of :func:`_public_adapter`, made once (requests and urllib3 load on first use)."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+    from urllib3.util import connection
+
+    def new_conn(conn) -> socket.socket:
+        what = f"connection to {conn.host}:{conn.port}"
+        limit = conn.timeout if isinstance(conn.timeout, (int, float)) else None
+        addresses = _public_addresses(conn._dns_host, conn.port, what, limit)
+        error: OSError | None = None
+        for address in addresses:
+            try:
+                return connection.create_connection(
+                    (address, conn.port), conn.timeout,
+                    source_address=conn.source_address, socket_options=conn.socket_options,
+                )
+            except socket.timeout as exc:
+                raise ConnectTimeoutError(
+                    conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
+                ) from exc
+            except OSError as exc:
+                error = exc
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {error}") from error
+
+    class PublicHTTPConnection(HTTPConnection):
+        _new_conn = new_conn
+
+    class PublicHTTPSConnection(HTTPSConnection):
+        _new_conn = new_conn
+
+    class PublicHTTPPool(HTTPConnectionPool):
+        ConnectionCls = PublicHTTPConnection
+
+    class PublicHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = PublicHTTPSConnection
+
+    class PublicAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": PublicHTTPPool, "https": PublicHTTPSPool}
+
+    return PublicAdapter
+
+
+# ---------------------------------------------------------------- downloading
 
 
 def _download(
@@ -157,73 +424,113 @@ def _download(
     session: Any,
     max_redirects: int,
     total_timeout: float | None,
+    allow_private_urls: bool = True,
 ) -> bytes:
+    """The body of ``url``, following redirects here (each hop checked), within every bound."""
     import requests
-    from urllib3.exceptions import ReadTimeoutError
 
     own = session is None
     if own:
-        session = requests.Session()
-        session.max_redirects = max_redirects
-    limit_mb = max_bytes / 1024 / 1024
+        session = requests.Session() if allow_private_urls else _public_only_session()
+    hops_allowed = getattr(session, "max_redirects", max_redirects) if not own else max_redirects
     start = time.monotonic()
-    response = None
+    current = url
     try:
-        try:
-            response = session.get(url, stream=True, timeout=timeout, allow_redirects=True)
-        except requests.exceptions.TooManyRedirects:
-            raise QueryError(
-                f"too many redirects fetching {url}: more than {getattr(session, 'max_redirects', max_redirects)} "
-                "(a redirect loop?); expected a direct image URL"
-            ) from None
-        except requests.exceptions.Timeout:
-            raise QueryError(f"timed out fetching {url} (connect/read timeout {timeout} s)") from None
-        except requests.exceptions.InvalidURL as exc:
-            raise QueryError(f"invalid image URL {url!r}: {exc}") from None
-        except requests.exceptions.RequestException as exc:
-            raise QueryError(f"cannot fetch {url}: {_reason(exc)}") from None
-
-        if response.status_code >= 400:
-            raise QueryError(
-                f"HTTP {response.status_code} {response.reason or ''} fetching {url}; expected 200 with an image".replace(
-                    "  ", " "
-                )
-            )
-        ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        # Many CDNs serve pictures as generic bytes (or say nothing): those are
-        # let through to the decode check; a declared non-image type is refused.
-        if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
-            raise QueryError(f"{url} is not an image: content type {ctype!r}, expected image/*")
-        length = response.headers.get("Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) > max_bytes:
-            raise QueryError(
-                f"image at {url} is too large: Content-Length {int(length)} bytes, at most {max_bytes} ({limit_mb:.0f} MiB)"
-            )
-        buffer = bytearray()
-        try:
-            for chunk in response.iter_content(_CHUNK):
-                buffer += chunk
-                if len(buffer) > max_bytes:
-                    raise QueryError(
-                        f"image at {url} is too large: more than {max_bytes} bytes ({limit_mb:.0f} MiB) received"
-                    )
-                if total_timeout is not None and time.monotonic() - start > total_timeout:
-                    raise QueryError(f"timed out fetching {url}: download took over {total_timeout} s")
-        except requests.exceptions.ConnectionError as exc:
-            if any(isinstance(a, ReadTimeoutError) for a in exc.args):
-                raise QueryError(f"timed out fetching {url} (read timeout {timeout} s)") from None
-            raise QueryError(f"connection lost fetching {url}: {_reason(exc)}") from None
-        except requests.exceptions.Timeout:
-            raise QueryError(f"timed out fetching {url} (read timeout {timeout} s)") from None
-        except requests.exceptions.RequestException as exc:
-            raise QueryError(f"cannot fetch {url}: {_reason(exc)}") from None
-        log.debug("downloaded %d bytes from %s in %.2f s", len(buffer), url, time.monotonic() - start)
-        return bytes(buffer)
+        for _ in range(hops_allowed + 1):
+            _check_deadline(url, start, total_timeout)
+            _check_url(current, allow_private=allow_private_urls, timeout=_connect_timeout(timeout))
+            response = _get(session, current, url, timeout, hops_allowed)
+            try:
+                if response.status_code in _REDIRECT_STATUSES and response.headers.get("Location"):
+                    current = urljoin(response.url or current, _location(session, response))
+                    log.debug("redirect from %s to %s", response.url, current)
+                    continue
+                return _read_body(response, url, timeout=timeout, max_bytes=max_bytes, start=start,
+                                  total_timeout=total_timeout)
+            finally:
+                response.close()
+        raise _too_many_redirects(url, hops_allowed)
     finally:
-        if response is not None:
-            response.close()
         if own:
             session.close()
+
+
+def _location(session: Any, response: Any) -> str:
+    """The Location of a redirect, decoded as requests does (UTF-8 sent as Latin-1)."""
+    if hasattr(session, "get_redirect_target"):
+        return session.get_redirect_target(response) or response.headers["Location"]
+    return response.headers["Location"]
+
+
+def _too_many_redirects(url: str, hops_allowed: int) -> ImageFetchError:
+    return ImageFetchError(
+        f"too many redirects fetching {url}: more than {hops_allowed} (a redirect loop?); expected a direct image URL"
+    )
+
+
+def _get(session: Any, current: str, url: str, timeout: float | tuple[float, float], hops_allowed: int):
+    """One request (no redirect followed), its failures as ImageError subclasses."""
+    import requests
+
+    where = url if current == url else f"{current} (redirected from {url})"
+    try:
+        return session.get(current, stream=True, timeout=timeout, allow_redirects=False)
+    except requests.exceptions.TooManyRedirects:  # a session with max_redirects=0 refuses even to look at one
+        raise _too_many_redirects(url, hops_allowed) from None
+    except requests.exceptions.Timeout:
+        raise ImageFetchTimeoutError(f"timed out fetching {where} (connect/read timeout {timeout} s)") from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema) as exc:
+        raise URLNotAllowedError(f"invalid image URL {current!r}: {exc}") from None
+    except requests.exceptions.RequestException as exc:
+        raise ImageFetchError(f"cannot fetch {where}: {_reason(exc)}") from None
+
+
+def _read_body(response, url: str, *, timeout, max_bytes: int, start: float, total_timeout: float | None) -> bytes:
+    """Check the status, type and declared length, then stream the body within the byte cap and the deadline."""
+    import requests
+    from urllib3.exceptions import ReadTimeoutError
+
+    if response.status_code >= 400:
+        raise ImageFetchError(
+            f"HTTP {response.status_code} {response.reason or ''} fetching {url}; expected 200 with an image".replace(
+                "  ", " "
+            )
+        )
+    ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    # Many CDNs serve pictures as generic bytes (or say nothing): those are
+    # let through to the decode check; a declared non-image type is refused.
+    if not (ctype.startswith("image/") or ctype in _GENERIC_TYPES):
+        raise NotAnImageError(f"{url} is not an image: content type {ctype!r}, expected image/*")
+    limit_mb = max_bytes / 1024 / 1024
+    length = response.headers.get("Content-Length")
+    if length is not None and length.strip().isdigit() and int(length) > max_bytes:
+        raise ImageTooLargeError(
+            f"image at {url} is too large: Content-Length {int(length)} bytes, at most {max_bytes} ({limit_mb:.0f} MiB)"
+        )
+    buffer = bytearray()
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            buffer += chunk
+            if len(buffer) > max_bytes:
+                raise ImageTooLargeError(
+                    f"image at {url} is too large: more than {max_bytes} bytes ({limit_mb:.0f} MiB) received"
+                )
+            _check_deadline(url, start, total_timeout)
+    except requests.exceptions.ConnectionError as exc:
+        if any(isinstance(a, ReadTimeoutError) for a in exc.args):
+            raise ImageFetchTimeoutError(f"timed out fetching {url} (read timeout {timeout} s)") from None
+        raise ImageFetchError(f"connection lost fetching {url}: {_reason(exc)}") from None
+    except requests.exceptions.Timeout:
+        raise ImageFetchTimeoutError(f"timed out fetching {url} (read timeout {timeout} s)") from None
+    except requests.exceptions.RequestException as exc:
+        raise ImageFetchError(f"cannot fetch {url}: {_reason(exc)}") from None
+    log.debug("downloaded %d bytes from %s in %.2f s", len(buffer), url, time.monotonic() - start)
+    return bytes(buffer)
+
+
+def _check_deadline(url: str, start: float, total_timeout: float | None) -> None:
+    if total_timeout is not None and time.monotonic() - start > total_timeout:
+        raise ImageFetchTimeoutError(f"timed out fetching {url}: download took over {total_timeout} s")
 
 
 def _reason(exc: Exception) -> str:

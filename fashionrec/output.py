@@ -65,3 +65,23 @@ def json_value(value: Any) -> Any:
     except (TypeError, ValueError):  # array-likes have no single truth value
         pass
     return str(value)
+
+
+def plain_values(values: pd.Series) -> list[Any]:
+    """A column as a list of plain JSON values (as :func:`json_value` gives), converted a column at a time.
+
+    Integers become ``int``, floats ``float`` (NaN and infinities None),
+    booleans ``bool``, text ``str``; missing values None. Much faster than
+    converting value by value: result records are built from these lists.
+    """
+    kind = values.dtype.kind
+    if kind in "iu" and not isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        return values.to_numpy().tolist()
+    if kind == "b" and not isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        return values.to_numpy().tolist()
+    if kind == "f" and not isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        return [v if math.isfinite(v) else None for v in values.to_numpy(dtype=np.float64).tolist()]
+    objects = values.to_numpy(dtype=object, na_value=None).tolist()
+    if pd.api.types.is_string_dtype(values.dtype) and not kind == "O":
+        return objects  # a pandas string column: str or None already
+    return [json_value(v) for v in objects]  # nullable integers / booleans, mixed objects

@@ -97,6 +97,13 @@ def test_demo_offline_without_arguments(offline_home, tmp_path):
     assert p10 > 3 * random
     row = next(r for r in page.table_with_header("metric (k=10)")[1:] if r[0] == "precision@10")
     assert float(row[1]) == pytest.approx(p10, abs=1e-3) and float(row[2]) == pytest.approx(random, abs=1e-3)
+    # The index folder carries its evaluation, so a server of that index can show it.
+    from fashionrec.recommend import Recommender
+
+    index = out / "index-efficientnet_lite0"
+    assert (index / "evaluation.json").read_bytes() == (out / "evaluation" / "evaluation.json").read_bytes()
+    evaluation = Recommender.load(index).info().evaluation
+    assert evaluation is not None and evaluation.overall["precision@10"] == pytest.approx(p10, abs=1e-3)
 
 
 @pytest.mark.slow

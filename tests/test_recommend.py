@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from fashionrec.errors import FilterError, InvalidKError, QueryError, UnknownEngineError, UnknownMetricError
+from fashionrec.errors import (
+    FilterError,
+    InvalidKError,
+    QueryError,
+    UnknownEngineError,
+    UnknownMetricError,
+    UnknownProductError,
+)
 from fashionrec.index import write_index
-from fashionrec.recommend import Recommender
+from fashionrec.recommend import FACETS, IndexInfo, Product, ProductPage, Recommender
 
 
 class MeanColour:
@@ -132,10 +141,12 @@ def test_filter_matching_only_the_query_is_empty(rec):
 
 def test_errors(rec):
     pid = int(rec.products["id"][0])
-    with pytest.raises(QueryError, match="unknown product id 424242"):
+    with pytest.raises(UnknownProductError, match="unknown product id 424242"):
         rec.similar(424242)
-    with pytest.raises(QueryError, match="'abc' is not an integer"):
+    with pytest.raises(UnknownProductError, match="'abc' is not an integer"):
         rec.similar("abc")
+    with pytest.raises(UnknownProductError, match="unknown product id 424242"):
+        rec.query_product(424242)
     with pytest.raises(QueryError, match="unknown attribute 'colour'"):
         rec.similar(pid, where={"colour": "Red"})
     with pytest.raises(QueryError, match="no product matches the filter"):
@@ -292,3 +303,264 @@ def test_threads_with_the_real_backbone(make_catalog, tmp_path):
     for a, b in zip(got, expected):
         assert a["id"].tolist() == b["id"].tolist()
         np.testing.assert_allclose(a["distance"], b["distance"], rtol=1e-5)
+
+
+
+# ---------------------------------------------------------------- browsing the catalog
+
+SHOP = pd.DataFrame(
+    [  # id, gender, masterCategory, subCategory, articleType, baseColour, season, year, usage, productDisplayName
+        (11, "Women", "Footwear", "Shoes", "Heels", "Red", "Summer", 2012, "Party", "Red Party Heels"),
+        (12, "Women", "Footwear", "Shoes", "Heels", "Black", "Winter", 2011, "Casual", "Black Office Heels"),
+        (13, "Women", "Footwear", "Shoes", "Flats", "Red", "Summer", 2012, "Casual", "Red Ballet Flats"),
+        (14, "Men", "Footwear", "Shoes", "Formal Shoes", "Black", "Winter", 2012, "Formal", "Black Leather Shoes"),
+        (15, "Men", "Apparel", "Topwear", "Tshirts", "Red", "Summer", 2013, "Casual", "Red Cotton Tshirt"),
+        (16, "Women", "Apparel", "Topwear", "Tshirts", None, "Fall", 2013, "Casual", "Women Printed T-shirt"),
+        (17, "Unisex", "Accessories", "Bags", "Backpacks", "Black", None, None, "Casual", None),
+        (18, "Women", "Footwear", "Shoes", "Heels", "Red", "Summer", 2012, None, "RED stiletto HEELS"),
+    ],
+    columns=["id", "gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "year", "usage",
+             "productDisplayName"],
+).astype({"id": "Int64", "year": "Int64"})
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """Eight products whose facet counts are worked out by hand below (vectors do not matter here)."""
+    products = SHOP.assign(image=[f"images/{i}.jpg" for i in SHOP["id"]], image_signature="x")
+    for column in products.columns[1:]:
+        if products[column].dtype == object:
+            products[column] = products[column].astype("string")
+    write_index(tmp_path / "shop", np.zeros((len(products), 2), np.float32), products,
+                {"backbone": "fake", "weights": "none", "preprocessing": {"mode": "crop"},
+                 "catalog": {"root": str(tmp_path / "catalog"), "where": {"gender": ["Women", "Men", "Unisex"]}},
+                 "runtime": "torch", "precision": "fp32"})
+    return Recommender.load(tmp_path / "shop")
+
+
+def ids(page: ProductPage) -> list:
+    return [p.id for p in page.products]
+
+
+def test_browse_women_heels_by_hand(shop):
+    page = shop.browse({"gender": "Women", "articleType": "Heels"})
+    assert (page.total, page.page, page.per_page, page.pages) == (3, 1, 48, 1)
+    assert ids(page) == [11, 12, 18]  # index order
+    # Each attribute counts over the text and every *other* filter term; values by count, then by value.
+    assert page.facets == {
+        "gender": {"Women": 3},  # the Heels: all Women
+        "masterCategory": {"Footwear": 3},
+        "subCategory": {"Shoes": 3},
+        "articleType": {"Heels": 3, "Flats": 1, "Tshirts": 1},  # the Women: other types keep their counts
+        "baseColour": {"Red": 2, "Black": 1},
+        "season": {"Summer": 2, "Winter": 1},
+        "usage": {"Casual": 1, "Party": 1},  # 18's usage is missing: not counted
+    }
+    assert list(page.facets["articleType"]) == ["Heels", "Flats", "Tshirts"]
+    assert list(page.facets["usage"]) == ["Casual", "Party"]
+
+
+def test_browse_everything_and_paging(shop):
+    page = shop.browse()
+    assert page.total == 8 and ids(page) == list(SHOP["id"])
+    assert page.facets["gender"] == {"Women": 5, "Men": 2, "Unisex": 1}
+    assert page.facets["baseColour"] == {"Red": 4, "Black": 3}  # 16 has none
+    assert list(page.facets) == list(FACETS)
+    pages = [shop.browse(page=n, per_page=3) for n in (1, 2, 3, 4)]
+    assert [ids(p) for p in pages] == [[11, 12, 13], [14, 15, 16], [17, 18], []]  # past the last page: empty
+    assert {(p.total, p.pages, p.per_page) for p in pages} == {(8, 3, 3)}
+    assert all(p.facets == page.facets for p in pages)
+    nothing = shop.browse({"articleType": "Sarees"})
+    assert (nothing.total, nothing.pages, nothing.products) == (0, 0, [])
+    assert nothing.facets["articleType"] == page.facets["articleType"]  # its own term is not applied to it
+    assert nothing.facets["gender"] == {}
+
+
+def test_browse_text(shop):
+    assert ids(shop.browse(text="red heels")) == [11, 18]  # every word, any case, anywhere in the name
+    assert ids(shop.browse(text="HEELS")) == [11, 12, 18]
+    assert ids(shop.browse(text="shirt")) == [15, 16]  # inside words: "Tshirt", "T-shirt"
+    assert ids(shop.browse(text="  ")) == list(SHOP["id"])  # no words: no text condition
+    assert ids(shop.browse(text="backpack")) == []  # 17 has no name: never matches a text
+    page = shop.browse({"gender": "Women"}, text="red")
+    assert ids(page) == [11, 13, 18]
+    assert page.facets["gender"] == {"Women": 3, "Men": 1}  # the red-named products of every gender
+
+
+def test_browse_filters_match_like_every_filter(shop):
+    """browse selects exactly the rows Filter.mask selects: case-insensitive, values as text, any column."""
+    from fashionrec.catalog.filters import Filter
+
+    for where in ({"gender": "women"}, {"year": 2012}, {"year": "2013", "gender": ["MEN", "Women"]},
+                  {"id": [11, "18"]}, {"productDisplayName": "black office heels"}, {"season": ["Fall", "Spring"]}):
+        expected = shop.products["id"][Filter.from_where(where).mask(shop.products)].tolist()
+        assert ids(shop.browse(where, per_page=200)) == expected, where
+
+
+def test_browse_facets_match_pandas_counts(tmp_path):
+    """On a random catalog with missing values: every facet against counts computed independently with pandas."""
+    rng = np.random.default_rng(3)
+    n = 700
+    choices = {"gender": ["Women", "Men", "Boys", None], "articleType": ["Heels", "Flats", "Tshirts", "Jeans", None],
+               "baseColour": ["Red", "Blue", "Black", "White", None], "season": ["Summer", "Winter", None]}
+    products = pd.DataFrame({"id": pd.array(np.arange(n) * 3 + 5, dtype="Int64")})
+    for column, values in choices.items():
+        products[column] = pd.array(rng.choice(np.array(values, dtype=object), size=n), dtype="string")
+    words = np.array(["Red", "blue", "Slim", "T-shirt", "heels", "classic", "Jeans"], dtype=object)
+    names = [" ".join(rng.choice(words, size=3)) for _ in range(n)]
+    products["productDisplayName"] = pd.array([None if i % 50 == 0 else x for i, x in enumerate(names)], dtype="string")
+    write_index(tmp_path / "r", np.zeros((n, 2), np.float32), products, {"backbone": "fake", "weights": "none",
+                                                                         "preprocessing": {}})
+    rec = Recommender.load(tmp_path / "r")
+
+    def expected_counts(attribute, where, text):
+        keep = pd.Series(True, index=products.index)
+        for word in text.split():
+            keep &= products["productDisplayName"].str.contains(word, case=False, regex=False).fillna(False)
+        for other, values in where.items():
+            if other != attribute:
+                keep &= products[other].str.lower().isin([v.lower() for v in values]).fillna(False)
+        counts = products.loc[keep, attribute].value_counts()
+        return dict(sorted(((str(v), int(c)) for v, c in counts.items()), key=lambda vc: (-vc[1], vc[0])))
+
+    cases = [({}, ""), ({"gender": ["Women"]}, ""), ({"gender": ["Women", "boys"], "articleType": ["Heels"]}, ""),
+             ({"baseColour": ["Red", "Blue"], "season": ["Winter"]}, "slim"), ({}, "red T-SHIRT"),
+             ({"articleType": ["Jeans", "Flats"]}, "classic heels")]
+    for where, text in cases:
+        page = rec.browse(where, text=text, per_page=200)
+        assert set(page.facets) == set(choices)
+        for attribute in choices:
+            assert list(page.facets[attribute].items()) == list(expected_counts(attribute, where, text).items()), \
+                (where, text, attribute)
+        keep = pd.Series(True, index=products.index)
+        for attribute, values in where.items():
+            keep &= products[attribute].str.lower().isin([v.lower() for v in values]).fillna(False)
+        for word in text.split():
+            keep &= products["productDisplayName"].str.contains(word, case=False, regex=False).fillna(False)
+        assert page.total == int(keep.sum())
+        assert ids(page) == products["id"][keep].tolist()[:200]
+
+
+def test_browse_rows_are_plain_products(shop):
+    import json
+
+    page = shop.browse({"id": [16, 17]})
+    first = page.products[0]
+    assert isinstance(first, Product)
+    dumped = json.loads(page.model_dump_json())
+    assert list(dumped) == ["total", "page", "per_page", "pages", "products", "facets"]
+    assert list(dumped["products"][0]) == ["id", "gender", "masterCategory", "subCategory", "articleType",
+                                           "baseColour", "season", "year", "usage", "productDisplayName", "image"]
+    assert dumped["products"][0]["baseColour"] is None and dumped["products"][0]["year"] == 2013
+    assert dumped["products"][1]["year"] is None and dumped["products"][1]["productDisplayName"] is None
+    assert dumped["products"][0]["id"] == 16 and "image_signature" not in dumped["products"][0]
+    assert shop.product("17").model_dump() == dumped["products"][1]  # one product, the same shape
+    with pytest.raises(UnknownProductError):
+        shop.product(99)
+
+
+def test_browse_errors(shop):
+    with pytest.raises(InvalidKError, match="page must be at least 1, got 0"):
+        shop.browse(page=0)
+    with pytest.raises(InvalidKError, match="per_page must be a whole number"):
+        shop.browse(per_page="many")
+    with pytest.raises(InvalidKError, match="per_page must be at most 200, got 201"):
+        shop.browse(per_page=201)
+    assert shop.browse(page="2", per_page="5").page == 2  # numbers from a query string
+    with pytest.raises(FilterError, match="unknown attribute 'colour'"):
+        shop.browse({"colour": "Red"})
+    with pytest.raises(FilterError, match="text must be words"):
+        shop.browse(text=["red"])
+
+
+def test_browse_from_sixteen_threads_gives_the_single_threaded_answers(shop):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh = Recommender.load(shop.index.path)  # nothing made yet: the first calls race to make the tables
+    calls = [({}, None, 1, 48), ({"gender": "Women"}, "heels", 1, 2), ({"articleType": ["Heels", "Tshirts"]}, None, 2, 2),
+             ({"gender": "Men", "baseColour": "red"}, "t", 1, 48), ({"year": 2012}, "red", 1, 1), ({}, "shirt", 1, 10)]
+
+    def call(n):
+        where, text, page, per_page = calls[n % len(calls)]
+        return fresh.browse(where, text=text, page=page, per_page=per_page).model_dump()
+
+    with ThreadPoolExecutor(16) as pool:
+        threaded = list(pool.map(call, range(300)))
+    serial = [shop.browse(w, text=t, page=p, per_page=pp).model_dump() for w, t, p, pp in calls]
+    for n, got in enumerate(threaded):
+        assert got == serial[n % len(calls)]
+
+
+@pytest.mark.skipif(not Path("/work/shared/fashion-product-images-small/styles.csv").is_file(),
+                    reason="the Kaggle catalog is not on this machine")
+def test_browse_the_real_catalog_like_pandas(tmp_path):
+    """44k real products: the Women + Heels/Flats page and its facets against pandas."""
+    from fashionrec.catalog import load_catalog
+
+    catalog = load_catalog("/work/shared/fashion-product-images-small")
+    products = catalog.products.drop(columns=["has_image"])
+    write_index(tmp_path / "real", np.zeros((len(products), 1), np.float32), products,
+                {"backbone": "fake", "weights": "none", "preprocessing": {}})
+    rec = Recommender.load(tmp_path / "real")
+    page = rec.browse({"gender": "Women", "articleType": ["Heels", "Flats"]}, text="black", per_page=200)
+    text = products["productDisplayName"].str.contains("black", case=False, regex=False).fillna(False)
+    women = products["gender"].str.casefold().eq("women").fillna(False)
+    shoes = products["articleType"].str.casefold().isin(["heels", "flats"]).fillna(False)
+    assert page.total == int((text & women & shoes).sum()) > 0
+    assert ids(page) == products["id"][text & women & shoes].tolist()[:200]
+    assert page.facets["articleType"] == products["articleType"][text & women].value_counts().to_dict()
+    assert page.facets["gender"] == products["gender"][text & shoes].value_counts().to_dict()
+    assert page.facets["usage"] == products["usage"][text & women & shoes].value_counts().to_dict()
+
+
+# ---------------------------------------------------------------- describing the index
+
+
+def test_info(shop, caplog):
+    import json
+    import os
+
+    from fashionrec.evaluation import evaluate_index
+
+    info = shop.info()
+    assert isinstance(info, IndexInfo)
+    assert (info.backbone, info.weights, info.dim, info.count, info.engine) == ("fake", "none", 2, 8, "exact")
+    assert (info.preprocessing, info.runtime, info.precision) == ("crop", "torch", "fp32")
+    assert info.created == shop.index.manifest["created"] and info.updated == shop.index.manifest["updated"]
+    assert info.catalog_root == str(shop.catalog_root)
+    assert info.catalog_where == {"gender": ["Women", "Men", "Unisex"]}
+    assert info.evaluation is None  # no evaluation.json in the folder
+
+    summary = evaluate_index(shop.index, k=2).summary().model_dump(mode="json")
+    target = shop.index.path / "evaluation.json"
+    target.write_text(json.dumps(summary))
+    assert shop.info().evaluation.model_dump(mode="json") == summary
+    assert json.loads(shop.info().model_dump_json())["evaluation"] == summary
+
+    summary["k"] = 1  # a newer file is read again
+    target.write_text(json.dumps(summary))
+    os.utime(target, ns=(1, 1))
+    assert shop.info().evaluation.k == 1
+
+    target.write_text("{not json")
+    with caplog.at_level("WARNING", logger="fashionrec.recommend.service"):
+        assert shop.info().evaluation is None
+    assert "ignoring" in caplog.text and "evaluation.json" in caplog.text
+
+
+def test_result_model_straight_from_the_recommender(rec):
+    """recommendations() / image_recommendations() give exactly the JSON of the DataFrame path."""
+    from fashionrec.recommend import Recommendations
+
+    for pid in [int(i) for i in rec.products["id"][:6]]:
+        for kwargs in ({}, {"where": {"gender": "Women"}, "metric": "cosine", "k": 4}):
+            direct = rec.recommendations(pid, **kwargs).to_json()
+            frame = rec.similar(pid, **kwargs)
+            assert direct == Recommendations.from_frame(rec.query_product(pid), frame).to_json()
+    picture = Image.new("RGB", (4, 4), (10, 200, 30))
+    direct = rec.image_recommendations(picture, k=3, label="shoe.jpg").to_dict()
+    assert direct["query"] == {"image": "shoe.jpg"}
+    assert direct == Recommendations.from_frame({"image": "shoe.jpg"}, rec.similar_to_image(picture, k=3)).to_dict()
+    product = rec.query_product(int(rec.products["id"][6]))
+    assert product["image"] is None and product["link"] is None  # missing values are None, not NaN or <NA>
+    assert all(not hasattr(v, "dtype") for v in product.values())  # plain Python values

@@ -243,3 +243,63 @@ def demo(
 
 def _demo_log(message: str) -> None:
     console.print(message, highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@cli_command
+def serve(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX_DIR", help="Index folder built by `fashionrec index`.")],
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 opens the server to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    catalog: Annotated[Optional[Path], typer.Option(help="Catalog folder for pictures, if it moved since indexing.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the index).")] = 1,
+    weights: Annotated[Optional[Path], typer.Option(help="Weights file the index was built with (photo queries).")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest uploaded picture, in MiB.")] = 10.0,
+    allow_private_urls: Annotated[bool, typer.Option(
+        "--allow-private-urls", help="Let image URLs reach private, loopback and link-local addresses (intranet catalogs).")] = False,
+    cors_origin: Annotated[Optional[list[str]], typer.Option(
+        "--cors-origin", help="Origin allowed to call the API from a browser (e.g. https://shop.example); repeatable. "
+                              "Default: no CORS.")] = None,
+    blas_threads: Annotated[int, typer.Option(
+        min=1, help="BLAS threads per search (1: concurrent requests use the cores; more: faster lone queries).")] = 1,
+) -> None:
+    """Serve the catalog pages and the JSON API of an index (FastAPI on uvicorn; Ctrl-C stops)."""
+    import os
+
+    import uvicorn
+
+    from ..catalog import find_catalog_root
+    from ..recommend import Recommender
+    from ..web import WebSettings, create_app
+    from ..web.app import ENV_BLAS_THREADS, limit_blas_threads, settings_to_env
+    from ..web.settings import MIB
+
+    if not index_dir.is_dir():
+        raise FashionrecError(f"index folder {index_dir} not found; expected a folder built by "
+                              "`fashionrec index` (or run `fashionrec demo` and serve its index-* folder)")
+    if not max_upload_mb > 0:
+        raise FashionrecError(f"--max-upload-mb {max_upload_mb}: expected a size in MiB above 0")
+    settings = WebSettings(max_upload_bytes=max(1, int(max_upload_mb * MIB)), allow_private_urls=allow_private_urls,
+                           cors_origins=tuple(cors_origin or ()))
+    catalog_root = find_catalog_root(catalog).resolve() if catalog else None
+    recommender = Recommender.load(index_dir, weights=weights, catalog_root=catalog_root)  # errors show before serving
+    options: dict[str, Any] = dict(host=host, port=port, loop="uvloop", http="httptools", access_log=True,
+                                   log_level="info", server_header=False)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"serving {len(recommender):,} products of {index_dir} at http://{shown}:{port}/ "
+                  f"(API docs at /docs; Ctrl-C stops)", highlight=False, soft_wrap=True)
+    try:
+        if workers == 1:
+            limit_blas_threads(blas_threads)
+            uvicorn.run(create_app(recommender, settings), **options)
+        else:
+            del recommender  # each worker loads its own
+            os.environ.update(settings_to_env(index_dir.resolve(), settings, catalog=catalog_root,
+                                              weights=weights.resolve() if weights else None))
+            os.environ[ENV_BLAS_THREADS] = str(blas_threads)
+            uvicorn.run("fashionrec.web.app:app_from_env", factory=True, workers=workers, **options)
+    except KeyboardInterrupt:
+        pass
+    console.print("server stopped", highlight=False)

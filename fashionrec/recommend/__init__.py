@@ -1,6 +1,18 @@
-"""Stage 5 — recommendations: the service behind every interface, and the result contract."""
+"""Stage 5 — recommendations: the service behind every interface, and its result contracts."""
 
-from .results import Query, Recommendation, Recommendations
+from .browse import FACETS, MAX_PER_PAGE
+from .results import IndexInfo, Product, ProductPage, Query, Recommendation, Recommendations
 from .service import HIDDEN_COLUMNS, Recommender
 
-__all__ = ["HIDDEN_COLUMNS", "Query", "Recommendation", "Recommendations", "Recommender"]
+__all__ = [
+    "FACETS",
+    "HIDDEN_COLUMNS",
+    "MAX_PER_PAGE",
+    "IndexInfo",
+    "Product",
+    "ProductPage",
+    "Query",
+    "Recommendation",
+    "Recommendations",
+    "Recommender",
+]

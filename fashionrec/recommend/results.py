@@ -1,4 +1,4 @@
-"""The result contract: a query and its recommendations, as typed data and as JSON.
+"""The result contracts: recommendations, catalog pages and index information, as typed data and as JSON.
 
 Every interface that hands recommendations out — ``fashionrec recommend
 --json``, the web API, Python callers who want JSON — goes through
@@ -15,18 +15,25 @@ but its bookkeeping ones) or what the photo was; each result is ``id``,
 ``distance`` (the metric's distance, see :data:`fashionrec.validation.METRICS`)
 and then the product's columns in index order. Missing values are ``null``.
 :meth:`Recommendations.model_json_schema` gives the JSON schema.
+
+Browsing the catalog (:meth:`Recommender.browse`) answers a
+:class:`ProductPage`: one page of :class:`Product` rows (``id`` and the
+product's columns, in index order, missing values ``null``) with the facet
+counts of the selection; :meth:`Recommender.info` answers an
+:class:`IndexInfo`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..output import json_value
+from ..evaluation.summary import EvaluationSummary
+from ..output import json_value, plain_values
 
 JsonScalar = Union[str, int, float, bool, None]
 
@@ -61,7 +68,13 @@ class Recommendations(BaseModel):
     @classmethod
     def from_frame(cls, query: Mapping[str, Any], results: pd.DataFrame) -> Recommendations:
         """From a query mapping and a :meth:`Recommender.similar` DataFrame (``id``, ``distance``, attributes)."""
-        records = results.to_dict("records")
+        names = [str(name) for name in results.columns]
+        columns = [plain_values(results[name]) for name in results.columns]
+        return cls.from_records(query, [dict(zip(names, row)) for row in zip(*columns)])
+
+    @classmethod
+    def from_records(cls, query: Mapping[str, Any], records: list[Mapping[str, Any]]) -> Recommendations:
+        """From a query mapping and result records (``id``, ``distance``, then the product's columns)."""
         return cls(
             query=Query(**_plain(query)),
             results=[Recommendation(**_plain(record)) for record in records],
@@ -77,6 +90,61 @@ class Recommendations(BaseModel):
     def to_json(self, *, indent: int | None = 2) -> str:
         """The JSON text (UTF-8 characters kept as they are)."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+class Product(BaseModel):
+    """One catalog product: ``id``, then its columns in index order (attributes, ``image``, ``link``...).
+
+    Only ``id`` is declared; missing values are ``null``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int | str = Field(description="Product id.")
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Product:
+        """From a catalog row (e.g. :meth:`Recommender.query_product`); NumPy values unwrapped, NaN/NA as None."""
+        return cls(**_plain(record))
+
+
+class ProductPage(BaseModel):
+    """One page of the products matching a filter and a text, with the facet counts of the whole selection."""
+
+    total: int = Field(ge=0, description="Products matching the filter and the text (all pages).")
+    page: int = Field(ge=1, description="This page's number, from 1.")
+    per_page: int = Field(ge=1, description="Products per page.")
+    pages: int = Field(ge=0, description="Number of pages (0 when nothing matches).")
+    products: list[Product] = Field(description="This page's products, in index order (empty past the last page).")
+    facets: dict[str, dict[str, int]] = Field(
+        description=(
+            "Per facet attribute, value -> number of products matching the text and every filter but that "
+            "attribute's own (so the other values of a filtered attribute keep their counts); values by count "
+            "descending, then by value; missing values not counted; values with no product left out."
+        )
+    )
+
+
+class IndexInfo(BaseModel):
+    """What an index folder holds and how it was made (from its manifest), and its evaluation when it has one."""
+
+    backbone: str = Field(description="The backbone that computed the vectors (e.g. resnet50).")
+    weights: Optional[str] = Field(description="Identity of the weights (source and checksum).")
+    dim: int = Field(ge=0, description="Dimension D of the feature vectors.")
+    count: int = Field(ge=0, description="Products in the index.")
+    created: Optional[str] = Field(description="ISO 8601 UTC time the index was first built.")
+    updated: Optional[str] = Field(description="ISO 8601 UTC time of its last (incremental) update.")
+    engine: str = Field(description="The search engine answering queries (e.g. exact).")
+    preprocessing: Optional[str] = Field(description="How pictures are fitted to the input size: crop or pad.")
+    runtime: Optional[str] = Field(default=None, description="Inference runtime that computed the vectors.")
+    precision: Optional[str] = Field(default=None, description="Inference precision (fp32, bf16).")
+    catalog_root: Optional[str] = Field(description="Catalog folder the picture paths are relative to.")
+    catalog_where: dict[str, Any] = Field(
+        default_factory=dict, description="The attribute filter that selected the indexed products ({}: all)."
+    )
+    evaluation: Optional[EvaluationSummary] = Field(
+        default=None, description="The index folder's evaluation.json (leave-one-out quality), null when absent."
+    )
 
 
 def _plain(record: Mapping[str, Any]) -> dict[str, JsonScalar]:

@@ -14,12 +14,21 @@ known). The query product never recommends itself. Searches go through a
 search engine of the registry (:mod:`fashionrec.search`), one per metric, made
 on first use.
 
+It also lists the catalog, a page at a time with facet counts
+(:meth:`Recommender.browse`, see :mod:`.browse`), and describes its index
+(:meth:`Recommender.info`)::
+
+    rec.browse({"gender": "Women"}, text="party heels", page=1, per_page=48)
+    rec.info().backbone
+
 A Recommender is safe to call from many threads at once: its lazily made
-parts (engines, the image embedder) are made under a lock, and the rest is read-only.
+parts (engines, the image embedder, the browse tables) are made under a lock,
+and the rest is read-only.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -33,11 +42,15 @@ from pandas.api.internals import create_dataframe_from_blocks
 
 from ..catalog import coerce_id
 from ..catalog.filters import Filter
-from ..errors import CatalogError, QueryError
+from ..evaluation import EVALUATION_FILE
+from ..errors import CatalogError, FilterError, InvalidKError, QueryError, UnknownProductError
 from ..index import IndexFolder
 from ..search import DEFAULT_ENGINE, SearchEngine, create_engine, engine_class, load_engine
 from ..search.base import read_engine_file
 from ..validation import check_filter, check_k, check_metric
+from .browse import FACETS, MAX_PER_PAGE, CatalogBrowser
+from ..output import plain_values
+from .results import IndexInfo, Product, ProductPage, Recommendations
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +117,9 @@ class Recommender:
         self._columns = list(self.products.columns)
         self._engines: dict[str, SearchEngine] = {}
         self._lock = threading.Lock()  # guards the lazily made engines and embedder
+        self._browser = CatalogBrowser(self.products, FACETS)  # its tables are made on first browse
+        self._evaluation: tuple[Any, Any] = (None, None)  # (evaluation.json's stat key, its summary)
+        self._plain: list[tuple[str, list[Any]]] | None = None  # columns as plain Python lists, made on first use
 
     @classmethod
     def load(
@@ -135,12 +151,8 @@ class Recommender:
         metric: str = "euclidean",
     ) -> pd.DataFrame:
         """The ``k`` products most similar to ``product_id`` (itself excluded, by id)."""
-        k = check_k(k)
-        flt = self._filter(where)
-        row = self.row_of(product_id)
-        query = self._vectors[row : row + 1]
-        dist, ids = self.engine(metric).search(query, k, filter=flt, exclude_ids=[[int(self._vector_ids[row])]])
-        return self._results(dist[0], ids[0], flt)
+        _, rows, dist = self._search_product(product_id, k, where, metric)
+        return self._result_rows.take(rows, dist)
 
     def similar_to_image(
         self,
@@ -150,15 +162,35 @@ class Recommender:
         metric: str = "euclidean",
     ) -> pd.DataFrame:
         """The ``k`` products most similar to a picture (path, http(s) URL or PIL image)."""
-        from ..images import open_image
+        rows, dist = self._search_picture(image, k, where, metric)
+        return self._result_rows.take(rows, dist)
 
-        k = check_k(k)
-        flt = self._filter(where)
-        engine = self.engine(metric)
-        picture = open_image(image)
-        vector = self.embed([picture])
-        dist, ids = engine.search(vector, k, filter=flt)
-        return self._results(dist[0], ids[0], flt)
+    def recommendations(
+        self,
+        product_id: Any,
+        k: int = 5,
+        where: Mapping[str, Any] | None = None,
+        metric: str = "euclidean",
+    ) -> Recommendations:
+        """:meth:`similar` as the result model (what ``--json`` and the web API write), without a DataFrame."""
+        row, rows, dist = self._search_product(product_id, k, where, metric)
+        return Recommendations.from_records(self._record(row), self._records(rows, dist))
+
+    def image_recommendations(
+        self,
+        image: Any,
+        k: int = 5,
+        where: Mapping[str, Any] | None = None,
+        metric: str = "euclidean",
+        *,
+        label: str | None = None,
+    ) -> Recommendations:
+        """:meth:`similar_to_image` as the result model; the query is ``{"image": label}``
+        (default: the path or URL given, or ``"image"`` for a PIL image)."""
+        rows, dist = self._search_picture(image, k, where, metric)
+        if label is None:
+            label = str(image) if isinstance(image, (str, os.PathLike)) else "image"
+        return Recommendations.from_records({"image": label}, self._records(rows, dist))
 
     def embed(self, pictures: list) -> np.ndarray:
         """Embed PIL images with the index's backbone; (n, dim) float32."""
@@ -171,10 +203,68 @@ class Recommender:
             )
         return vectors
 
+    def browse(
+        self,
+        where: Mapping[str, Any] | Filter | None = None,
+        text: str | None = None,
+        page: int = 1,
+        per_page: int = 48,
+    ) -> ProductPage:
+        """One page of the products matching ``where`` and ``text``, in index order, with facet counts.
+
+        ``where`` is a filter as for :meth:`similar`; every whitespace-separated
+        word of ``text`` must occur in the product's ``productDisplayName``
+        (case-insensitive). ``page`` counts from 1 (a page past the last one is
+        empty); ``per_page`` is 1 to 200. ``facets`` counts the values of each
+        of :data:`FACETS` the index has, disjunctively: over the products
+        matching the text and every filter term but the attribute's own.
+
+        Raises InvalidKError for a bad ``page`` / ``per_page``, FilterError for
+        an unknown attribute or a text that is not a string.
+        """
+        page = check_k(page, name="page")
+        per_page = check_k(per_page, name="per_page")
+        if per_page > MAX_PER_PAGE:
+            raise InvalidKError(f"per_page must be at most {MAX_PER_PAGE}, got {per_page}")
+        if text is not None and not isinstance(text, str):
+            raise FilterError(f"text must be words to look for in product names, got {type(text).__name__} {text!r}")
+        return self._browser.page(self._filter(where), (text or "").split(), page, per_page)
+
+    def product(self, product_id: Any) -> Product:
+        """The catalog row of ``product_id`` as a :class:`Product` (UnknownProductError when unknown)."""
+        return Product.from_record(self.query_product(product_id))
+
+    def info(self) -> IndexInfo:
+        """What the index is: backbone, weights, size, dates, engine, catalog, and its evaluation when it has one.
+
+        The evaluation is the index folder's ``evaluation.json`` (``fashionrec
+        demo`` writes one there; ``fashionrec evaluate INDEX --out INDEX``
+        does too), read again when the file changes; None when there is none
+        or it cannot be read (logged as a warning).
+        """
+        manifest = self.index.manifest
+        catalog = manifest.get("catalog") or {}
+        preprocessing = manifest.get("preprocessing") or {}
+        weights = manifest.get("weights")
+        return IndexInfo(
+            backbone=str(manifest["backbone"]),
+            weights=None if weights is None else str(weights),
+            dim=self.index.dim,
+            count=len(self),
+            created=manifest.get("created"),
+            updated=manifest.get("updated"),
+            engine=self.engine_name,
+            preprocessing=preprocessing.get("mode") if isinstance(preprocessing, Mapping) else None,
+            runtime=manifest.get("runtime"),
+            precision=manifest.get("precision"),
+            catalog_root=None if self.catalog_root is None else str(self.catalog_root),
+            catalog_where=dict(catalog.get("where") or {}) if isinstance(catalog, Mapping) else {},
+            evaluation=self._read_evaluation(),
+        )
+
     def query_product(self, product_id: Any) -> dict[str, Any]:
-        """The catalog row of ``product_id`` as a dict (``id``, attributes, ``image``...)."""
-        row = self.row_of(product_id)
-        return {k: (None if _isna(v) else v) for k, v in self.products.iloc[row].to_dict().items()}
+        """The catalog row of ``product_id`` as a dict of plain values (``id``, attributes, ``image``...; None when missing)."""
+        return self._record(self.row_of(product_id))
 
     def has_product(self, product_id: Any) -> bool:
         try:
@@ -184,18 +274,18 @@ class Recommender:
         return True
 
     def row_of(self, product_id: Any) -> int:
-        """Row position of a product id (given as int or str); QueryError when unknown."""
+        """Row position of a product id (given as int or str); UnknownProductError (a QueryError) when unknown."""
         ids = self._ids  # kept: selecting the column anew is slow after a scan has evicted the caches
         try:
             key = coerce_id(product_id, ids)
         except CatalogError as exc:
-            raise QueryError(str(exc)) from None
+            raise UnknownProductError(str(exc)) from None
         try:
             row = self._row_of.get_loc(key)
         except (KeyError, TypeError):
             examples = ", ".join(str(v) for v in ids.iloc[:3])
-            raise QueryError(
-                f"unknown product id {product_id!r}: not in index {self.index.path} "
+            raise UnknownProductError(
+                f"unknown product id {product_id!r}: not in this index "
                 f"({len(ids)} products, e.g. {examples})"
             ) from None
         if not isinstance(row, (int, np.integer)):
@@ -256,19 +346,89 @@ class Recommender:
                 self.embedder = embedder
         return self.embedder
 
+    def _read_evaluation(self) -> Any:
+        """The folder's evaluation summary, parsed again only when the file changes (None: none or unreadable)."""
+        from ..evaluation.summary import EvaluationSummary
+
+        path = self.index.path / EVALUATION_FILE
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached_key, summary = self._evaluation  # one tuple: read and replaced whole, so threads never mix two
+        if cached_key == key:
+            return summary
+        try:
+            summary = EvaluationSummary.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            log.warning("ignoring %s: %s", path, str(exc).splitlines()[0])
+            summary = None
+        self._evaluation = (key, summary)
+        return summary
+
     def _filter(self, where: Mapping[str, Any] | Filter | None) -> Filter | None:
         """The validated filter (None for none); FilterError names an unknown attribute."""
         if not where:
             return None
         return check_filter(where, self._columns)
 
-    def _results(self, dist: np.ndarray, ids: np.ndarray, flt: Filter | None) -> pd.DataFrame:
+    def _search_product(self, product_id, k, where, metric) -> tuple[int, np.ndarray, np.ndarray]:
+        """The query's row, and the rows and distances of its ``k`` nearest products (itself excluded, by id)."""
+        k = check_k(k)
+        flt = self._filter(where)
+        row = self.row_of(product_id)
+        query = self._vectors[row : row + 1]
+        dist, ids = self.engine(metric).search(query, k, filter=flt, exclude_ids=[[int(self._vector_ids[row])]])
+        return (row, *self._rows(dist[0], ids[0], flt))
+
+    def _search_picture(self, image, k, where, metric) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and distances of the ``k`` products nearest a picture."""
+        from ..images import open_image
+
+        k = check_k(k)
+        flt = self._filter(where)
+        engine = self.engine(metric)
+        picture = open_image(image)
+        vector = self.embed([picture])
+        dist, ids = engine.search(vector, k, filter=flt)
+        return self._rows(dist[0], ids[0], flt)
+
+    def _rows(self, dist: np.ndarray, ids: np.ndarray, flt: Filter | None) -> tuple[np.ndarray, np.ndarray]:
+        """Engine ids (padded with -1) to row positions, with their distances."""
         keep = ids >= 0
         row_of = self._row_of_vector_id
         rows = np.fromiter((row_of[i] for i in ids[keep].tolist()), dtype=np.int64, count=int(keep.sum()))
         if not len(rows) and flt is not None:
             self._check_filter_matches(flt)
-        return self._result_rows.take(rows, dist[keep])
+        return rows, dist[keep]
+
+    def _record(self, row: int) -> dict[str, Any]:
+        """Row ``row`` of the products as a dict of plain Python values (None for missing)."""
+        return {name: values[row] for name, values in self._plain_columns()}
+
+    def _records(self, rows: np.ndarray, dist: np.ndarray) -> list[dict[str, Any]]:
+        """Result records ``{"id", "distance", attributes...}`` of rows ``rows``."""
+        columns = self._plain_columns()
+        id_values, others = columns[0][1], columns[1:]
+        return [
+            {"id": id_values[row], "distance": d, **{name: values[row] for name, values in others}}
+            for row, d in zip(rows.tolist(), dist.tolist())
+        ]
+
+    def _plain_columns(self) -> list[tuple[str, list[Any]]]:
+        """Every column of the products as a list of plain values, ``id`` first; made once (thread-safe).
+
+        Result records are read from these lists: a record costs a few dict
+        lookups, where going through the DataFrame costs far more than the search.
+        """
+        columns = self._plain
+        if columns is None:
+            with self._lock:
+                if self._plain is None:
+                    self._plain = [(name, plain_values(self.products[name])) for name in self._columns]
+                columns = self._plain
+        return columns
 
     def _check_filter_matches(self, flt: Filter) -> None:
         """QueryError, with examples of the values, when no product at all matches ``flt``."""

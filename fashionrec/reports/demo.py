@@ -100,15 +100,17 @@ def run_demo(
 ) -> DemoResult:
     """Run every stage into ``out`` and return where the report is.
 
-    ``out`` receives ``eda/`` (the EDA report), ``index-<backbone>/``,
+    ``out`` receives ``eda/`` (the EDA report), ``index-<backbone>/`` (with a
+    copy of ``evaluation.json``, for ``fashionrec serve``'s about page),
     ``evaluation/``, ``recommendations/similar-to-<id>.png`` and the page
     ``index.html``. ``catalog``, ``backbone`` and ``weights`` override the
     automatic choices (see the module docstring). ``log`` receives one
     sentence per stage (default: this module's logger at INFO).
     """
     from ..embedding import build_index
-    from ..evaluation import evaluate_index, evaluate_photo_queries, write_evaluation
+    from ..evaluation import EVALUATION_FILE, evaluate_index, evaluate_photo_queries, write_evaluation
     from ..index import IndexFolder
+    from ..output import atomic_write
     from ..recommend import Recommender
     from .eda import write_report
     from .pictures import recommendation_figure
@@ -143,6 +145,9 @@ def run_demo(
     evaluation = evaluate_index(index, k=10)
     photos = evaluate_photo_queries(rec, n=N_PHOTO_QUERIES, k=10)
     eval_paths = write_evaluation(evaluation, out / "evaluation", photo_queries=photos)
+    # The index folder keeps its own copy, so whoever serves the index can show its quality.
+    summary_json = Path(eval_paths["json"]).read_bytes()
+    atomic_write(index_dir / EVALUATION_FILE, lambda f: f.write(summary_json))
     p10 = evaluation.overall.get("precision@10")
     say(f"evaluation: precision@10 = {p10:.3f} (random {evaluation.baseline.get('precision@10', float('nan')):.3f}); "
         f"a new photo of a product finds it first {photos.overall['hit@1']:.0%} of the time "
