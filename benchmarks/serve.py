@@ -101,6 +101,7 @@ def bare_app(index_dir: str):
 
 
 def run_bare_server(index_dir: str, port: int) -> None:
+    import numpy  # noqa: F401  (loaded first: threadpoolctl limits the libraries already loaded)
     import uvicorn
     from threadpoolctl import threadpool_limits
 

@@ -564,3 +564,13 @@ def test_result_model_straight_from_the_recommender(rec):
     product = rec.query_product(int(rec.products["id"][6]))
     assert product["image"] is None and product["link"] is None  # missing values are None, not NaN or <NA>
     assert all(not hasattr(v, "dtype") for v in product.values())  # plain Python values
+
+
+def test_recommendations_many_equal_one_at_a_time(rec):
+    ids = [int(i) for i in rec.products["id"]]
+    for kwargs in ({"k": 5}, {"k": 3, "where": {"gender": "Men"}, "metric": "cosine"}):
+        many = rec.recommendations_many(ids, **kwargs)
+        assert [a.to_dict() for a in many] == [rec.recommendations(i, **kwargs).to_dict() for i in ids]
+    assert rec.recommendations_many([]) == []
+    with pytest.raises(UnknownProductError):
+        rec.recommendations_many([ids[0], 424242])

@@ -670,3 +670,37 @@ def test_serve_logs_each_request_and_stops_on_ctrl_c(index_dir, workers):
     assert proc.returncode == 0, output
     assert len(re.findall(r'"GET /api/index HTTP/1.1" 200', output)) == 1, output
     assert "server stopped" in output and "Traceback" not in output, output
+
+
+def test_concurrent_similar_requests_are_batched_with_the_same_answers(rec, monkeypatch):
+    """Requests waiting together are answered by one recommendations_many call, each as if alone."""
+    import asyncio
+
+    from fashionrec.errors import UnknownProductError
+    from fashionrec.web.batching import SimilarBatcher
+
+    calls: list[int] = []
+    original = rec.recommendations_many
+
+    def counting(ids, *args, **kwargs):
+        calls.append(len(ids))
+        return original(ids, *args, **kwargs)
+
+    monkeypatch.setattr(rec, "recommendations_many", counting)
+    batcher = SimilarBatcher(rec, max_batch=8)
+    ids = [int(i) for i in rec.products["id"]][:20]
+
+    async def ask_all():
+        return await asyncio.gather(*[batcher.recommendations(i, 5, None, "euclidean") for i in ids])
+
+    answers = asyncio.run(ask_all())
+    assert [a.to_dict() for a in answers] == [rec.recommendations(i, k=5).to_dict() for i in ids]
+    assert max(calls) > 1 and max(calls) <= 8 and sum(calls) == len(ids)  # batched, never over max_batch
+
+    async def with_an_unknown_id():
+        return await asyncio.gather(batcher.recommendations(ids[0], 5, None, "euclidean"),
+                                    batcher.recommendations(424242, 5, None, "euclidean"), return_exceptions=True)
+
+    good, bad = asyncio.run(with_an_unknown_id())
+    assert good.to_dict() == rec.recommendations(ids[0], k=5).to_dict()
+    assert isinstance(bad, UnknownProductError)

@@ -73,11 +73,18 @@ class Recommendations(BaseModel):
         return cls.from_records(query, [dict(zip(names, row)) for row in zip(*columns)])
 
     @classmethod
-    def from_records(cls, query: Mapping[str, Any], records: list[Mapping[str, Any]]) -> Recommendations:
-        """From a query mapping and result records (``id``, ``distance``, then the product's columns)."""
+    def from_records(
+        cls, query: Mapping[str, Any], records: list[Mapping[str, Any]], *, plain: bool = False
+    ) -> Recommendations:
+        """From a query mapping and result records (``id``, ``distance``, then the product's columns).
+
+        ``plain=True`` says every value is already a plain JSON value (the
+        :class:`Recommender` builds them so), which skips converting them one by one.
+        """
+        convert = dict if plain else _plain
         return cls(
-            query=Query(**_plain(query)),
-            results=[Recommendation(**_plain(record)) for record in records],
+            query=Query(**convert(query)),
+            results=[Recommendation(**convert(record)) for record in records],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,7 +95,14 @@ class Recommendations(BaseModel):
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
-        """The JSON text (UTF-8 characters kept as they are)."""
+        """The JSON text of :meth:`to_dict` (UTF-8 characters kept as they are).
+
+        ``indent=None`` gives compact JSON written by pydantic's serializer (what
+        the web API sends: it costs a fraction of ``json.dumps``); an indent gives
+        the text ``fashionrec recommend --json`` has always printed.
+        """
+        if indent is None:
+            return self.model_dump_json(exclude_unset=True)
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 

@@ -174,7 +174,35 @@ class Recommender:
     ) -> Recommendations:
         """:meth:`similar` as the result model (what ``--json`` and the web API write), without a DataFrame."""
         row, rows, dist = self._search_product(product_id, k, where, metric)
-        return Recommendations.from_records(self._record(row), self._records(rows, dist))
+        return Recommendations.from_records(self._record(row), self._records(rows, dist), plain=True)
+
+    def recommendations_many(
+        self,
+        product_ids: list[Any],
+        k: int = 5,
+        where: Mapping[str, Any] | None = None,
+        metric: str = "euclidean",
+    ) -> list[Recommendations]:
+        """:meth:`recommendations` for several products at once: one pass over the vectors for all of them.
+
+        Answers are exactly those of one :meth:`recommendations` call per id
+        (the exact engine scores a block of queries with one matrix product);
+        a server batching concurrent requests uses it. UnknownProductError for
+        any unknown id.
+        """
+        k = check_k(k)
+        flt = self._filter(where)
+        rows = [self.row_of(pid) for pid in product_ids]
+        if not rows:
+            return []
+        queries = self._vectors[rows]
+        exclude = [[int(self._vector_ids[row])] for row in rows]
+        dist, ids = self.engine(metric).search(queries, k, filter=flt, exclude_ids=exclude)
+        answers = []
+        for i, row in enumerate(rows):
+            found, found_dist = self._rows(dist[i], ids[i], flt)
+            answers.append(Recommendations.from_records(self._record(row), self._records(found, found_dist), plain=True))
+        return answers
 
     def image_recommendations(
         self,
@@ -190,7 +218,7 @@ class Recommender:
         rows, dist = self._search_picture(image, k, where, metric)
         if label is None:
             label = str(image) if isinstance(image, (str, os.PathLike)) else "image"
-        return Recommendations.from_records({"image": label}, self._records(rows, dist))
+        return Recommendations.from_records({"image": label}, self._records(rows, dist), plain=True)
 
     def embed(self, pictures: list) -> np.ndarray:
         """Embed PIL images with the index's backbone; (n, dim) float32."""

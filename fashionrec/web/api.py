@@ -25,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import FilterError, InvalidKError, URLNotAllowedError
 from ..images import decode_image, is_url, open_image
 from ..recommend import IndexInfo, Product, ProductPage, Recommendations, Recommender
-from ..validation import METRICS, check_k, check_metric
+from ..validation import METRICS, check_filter, check_k, check_metric
+from .batching import SimilarBatcher
 from .errors import NoPictureError, RequestError, error_body
 from .settings import WebSettings
 from .uploads import read_upload
@@ -77,6 +78,11 @@ PRODUCT_ID = Annotated[str, Path(description="Product id, as in the catalog.")]
 def recommender_of(request: Request) -> Recommender:
     """The app's Recommender (``app.state.recommender``)."""
     return request.app.state.recommender
+
+
+def batcher_of(request: Request) -> SimilarBatcher:
+    """The app's :class:`~fashionrec.web.batching.SimilarBatcher` (``app.state.batcher``)."""
+    return request.app.state.batcher
 
 
 def settings_of(request: Request) -> WebSettings:
@@ -186,10 +192,12 @@ def get_product(request: Request, product_id: PRODUCT_ID) -> Response:
     openapi_extra={"parameters": [_FILTERS_PARAMETER]},
     tags=["similar"],
 )
-def similar_to_product(request: Request, product_id: PRODUCT_ID, k: K = 5, metric: METRIC = "euclidean") -> Response:
-    where = request_filters(request, ("k", "metric"))
-    answer = recommender_of(request).recommendations(
-        product_id, k=checked_k(k, settings_of(request)), where=where or None, metric=metric)
+async def similar_to_product(request: Request, product_id: PRODUCT_ID, k: K = 5, metric: METRIC = "euclidean") -> Response:
+    # Concurrent requests are answered together, one matrix product per batch
+    # (fashionrec/web/batching.py); answers are those of one query at a time.
+    where = check_filter(request_filters(request, ("k", "metric")) or None, request.app.state.columns)
+    answer = await batcher_of(request).recommendations(
+        product_id, checked_k(k, settings_of(request)), where, check_metric(metric))
     return json_response(answer.to_json(indent=None))
 
 

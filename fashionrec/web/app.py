@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..errors import FashionrecError
 from ..recommend import Recommender
+from .batching import SimilarBatcher
 from .errors import install_error_handlers
 from .security import SecurityHeadersMiddleware
 from .settings import MIB, WebSettings
@@ -75,6 +76,8 @@ def create_app(recommender: Recommender, settings: WebSettings | None = None) ->
     app.state.recommender = recommender
     app.state.settings = settings
     app.state.attributes = api.filter_attributes(recommender)
+    app.state.columns = list(recommender.products.columns)
+    app.state.batcher = SimilarBatcher(recommender)
     app.state.render_error = getattr(pages, "render_error", None)
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -123,6 +126,7 @@ def limit_blas_threads(threads: int) -> None:
     threads wait for each other on a small machine (``benchmarks/RESULTS.md``);
     one thread per request lets concurrent requests use the cores instead.
     """
+    import numpy  # noqa: F401  (threadpoolctl limits the libraries already loaded: NumPy's BLAS)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=int(threads), user_api="blas")
