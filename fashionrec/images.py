@@ -8,7 +8,9 @@ the header (Pillow's ``Image.open`` reads only the header) and refused above
 ``max_pixels`` before the pixels are decoded, and Pillow's own
 decompression-bomb guard stays on.
 
-Downloads are bounded too: connect/read timeouts and an overall deadline, a
+Downloads are bounded too: connect/read timeouts and an overall deadline
+(held by a watchdog that cuts the connection, so a server trickling bytes
+cannot stretch it; see :class:`_Watchdog`), a
 size cap enforced from ``Content-Length`` and again while streaming, a limited
 number of redirects (followed here, one hop at a time), an ``image/*`` (or
 generic) content type. With ``allow_private_urls=False`` — what a server
@@ -27,7 +29,9 @@ expected:
 * :class:`~fashionrec.errors.NotAnImageError` — undecodable data, or a URL
   whose content type declares something else;
 * :class:`~fashionrec.errors.ImageTooLargeError` — over the byte cap, or more
-  pixels than allowed;
+  pixels than allowed (:class:`TooManyPixelsError`, which
+  :func:`check_pixels` raises; the index build applies the same
+  :data:`DEFAULT_MAX_PIXELS` to catalog pictures);
 * :class:`~fashionrec.errors.ImageFetchTimeoutError` — a connect/read timeout
   or the overall deadline;
 * :class:`~fashionrec.errors.ImageFetchError` — another network failure, an
@@ -121,7 +125,13 @@ def open_image(
     max_redirects:
         Redirects followed (each hop checked like the first).
     total_timeout:
-        Seconds a whole download may take (a server trickling bytes); None for no limit.
+        Seconds a whole download may take, redirects included, whatever the
+        server does (trickling headers or body a byte at a time, or saying
+        nothing); None for no limit. Exceeding it raises
+        :class:`~fashionrec.errors.ImageFetchTimeoutError` naming the URL and
+        the limit. With a caller's ``session`` the deadline holds from the
+        moment the response headers arrive; headers trickled slower than the
+        read timeout (but steadily) can outlast it there.
     allow_private_urls:
         True (the default, for the command line and Python callers): any
         reachable host may be fetched. False (a server taking URLs from
@@ -193,6 +203,35 @@ def decode_image(
     return _decode(io.BytesIO(data), what, max_pixels)
 
 
+class TooManyPixelsError(ImageTooLargeError):
+    """A picture whose header declares more than ``max_pixels`` pixels (width x height).
+
+    ``width``, ``height`` and ``max_pixels`` are what was received and allowed;
+    :attr:`detail` says it without naming the picture (an index's skip reason).
+    """
+
+    def __init__(self, what: str, width: int, height: int, max_pixels: int):
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+        super().__init__(f"{what} is too large: {width} x {height} = {width * height:,} pixels, "
+                         f"expected at most {max_pixels:,}")
+
+    @property
+    def detail(self) -> str:
+        """``"W x H = N pixels, at most M"``."""
+        return f"{self.width} x {self.height} = {self.width * self.height:,} pixels, at most {self.max_pixels:,}"
+
+
+def check_pixels(size: tuple[int, int], max_pixels: int | None, what: str) -> None:
+    """Refuse a picture of ``size`` (width, height, as its header declares) over ``max_pixels``.
+
+    Raises :class:`TooManyPixelsError` (an :class:`~fashionrec.errors.ImageTooLargeError`)
+    naming the picture as ``what``; ``max_pixels`` None allows any size.
+    """
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        raise TooManyPixelsError(what, width, height, max_pixels)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to RGB; transparency is composited on white.
 
@@ -234,12 +273,7 @@ def _decode(stream: BinaryIO, what: str, max_pixels: int | None) -> Image.Image:
     """Check the declared size from the header, then decode fully (Pillow's bomb guard stays on)."""
     try:
         with Image.open(stream) as image:
-            width, height = image.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"{what} is too large: {width} x {height} = {width * height:,} pixels, "
-                    f"expected at most {max_pixels:,}"
-                )
+            check_pixels(image.size, max_pixels, what)
             image.load()
             return _own_rgb(image)
     except Image.DecompressionBombError as exc:
@@ -348,33 +382,36 @@ def _connect_timeout(timeout: float | tuple[float, float]) -> float | None:
     return timeout[0] if isinstance(timeout, tuple) else timeout
 
 
-def _public_only_session():
-    """A requests session whose connections go only to checked public addresses (see :func:`_public_adapter`)."""
+def _own_session(public_only: bool):
+    """A requests session for one download: its connections are watched (see :class:`_Watchdog`) and,
+    when ``public_only``, go only to checked public addresses (see :func:`_adapter_class`)."""
     import requests
 
     session = requests.Session()
-    adapter = _public_adapter()
+    adapter = _adapter_class(public_only)()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def _public_adapter():
-    """A requests adapter that resolves each host itself, refuses it unless every address is public,
-    and connects only to those checked addresses (TLS still verifies the host name)."""
-    return _public_adapter_class()()
-
-
 @functools.lru_cache(maxsize=None)
-def _public_adapter_class():
-    """The adapter class of :func:`_public_adapter`, made once (requests and urllib3 load on first use)."""
+def _adapter_class(public_only: bool):
+    """A requests adapter class whose connections register with the running download's watchdog.
+
+    With ``public_only`` it also resolves each host itself, refuses it unless
+    every address is public, and connects only to those checked addresses (TLS
+    still verifies the host name). Made once per kind: requests and urllib3
+    load on first use.
+    """
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
     from urllib3.util import connection
 
-    def new_conn(conn) -> socket.socket:
+    plain_new_conn = HTTPConnection._new_conn
+
+    def public_new_conn(conn) -> socket.socket:
         what = f"connection to {conn.host}:{conn.port}"
         limit = conn.timeout if isinstance(conn.timeout, (int, float)) else None
         addresses = _public_addresses(conn._dns_host, conn.port, what, limit)
@@ -393,24 +430,118 @@ def _public_adapter_class():
                 error = exc
         raise NewConnectionError(conn, f"Failed to establish a new connection: {error}") from error
 
-    class PublicHTTPConnection(HTTPConnection):
+    def new_conn(conn) -> socket.socket:
+        sock = public_new_conn(conn) if public_only else plain_new_conn(conn)
+        watchdog = getattr(_WATCHED, "watchdog", None)
+        if watchdog is not None:
+            watchdog.watch(conn, sock)
+        return sock
+
+    class WatchedHTTPConnection(HTTPConnection):
         _new_conn = new_conn
 
-    class PublicHTTPSConnection(HTTPSConnection):
+    class WatchedHTTPSConnection(HTTPSConnection):
         _new_conn = new_conn
 
-    class PublicHTTPPool(HTTPConnectionPool):
-        ConnectionCls = PublicHTTPConnection
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
 
-    class PublicHTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = PublicHTTPSConnection
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
 
-    class PublicAdapter(HTTPAdapter):
+    class WatchedAdapter(HTTPAdapter):
         def init_poolmanager(self, *args, **kwargs):
             super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = {"http": PublicHTTPPool, "https": PublicHTTPSPool}
+            self.poolmanager.pool_classes_by_scheme = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
 
-    return PublicAdapter
+    return WatchedAdapter
+
+
+_WATCHED = threading.local()
+"""``_WATCHED.watchdog``: the :class:`_Watchdog` of the download running in this thread, if any."""
+
+
+class _Watchdog:
+    """Holds one download to its overall deadline, whatever the server does.
+
+    A read timeout restarts with every byte received, so a server trickling a
+    byte every few seconds (headers or body) never trips it. At the deadline a
+    timer thread shuts down every watched connection (``shutdown(2)`` wakes a
+    read blocked in another thread; closing would not), so the blocked read
+    returns and the download ends with :attr:`fired` set. Connections opened by
+    this module's sessions register themselves (:meth:`watch`); a caller's
+    session's connection is watched from the moment its response arrives.
+    """
+
+    def __init__(self, total_timeout: float | None):
+        self.fired = False
+        self._lock = threading.Lock()
+        self._watched: list[Any] = []
+        self._done = False
+        self._timer = None
+        if total_timeout is not None:
+            self._timer = threading.Timer(max(total_timeout, 0.0), self._fire)
+            self._timer.daemon = True
+            self._timer.name = "fashionrec-download-deadline"
+
+    def __enter__(self) -> _Watchdog:
+        _WATCHED.watchdog = self
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _WATCHED.watchdog = None
+        with self._lock:
+            self._done = True
+            self._watched.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def watch(self, *things: Any) -> None:
+        """Shut these down at the deadline: sockets, or objects holding one as ``.sock`` (a connection)."""
+        with self._lock:
+            if self._done:
+                return
+            self._watched.extend(t for t in things if t is not None)
+            fired = self.fired
+        if fired:  # too late already: cut this one now
+            self._shut(things)
+
+    def watch_response(self, response: Any) -> None:
+        """Watch the connection a requests response reads its body from.
+
+        urllib3 drops the connection's socket (``.sock`` None) when the server
+        will close it after this response; the response's file still reads from
+        it, so that socket is watched too.
+        """
+        raw = getattr(response, "raw", None)
+        reader = getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None)  # http.client's socket file
+        self.watch(getattr(raw, "connection", None), getattr(reader, "_sock", None))
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            watched = list(self._watched)
+        self._shut(watched)
+
+    @staticmethod
+    def _shut(things) -> None:
+        for thing in things:
+            sock = getattr(thing, "sock", thing)
+            try:
+                fd = sock.fileno() if sock is not None else -1
+            except (OSError, ValueError):
+                continue
+            if fd < 0:  # closed, or handed over to the TLS socket (watched through the connection)
+                continue
+            try:  # a duplicate descriptor: shutdown acts on the connection, not on the Python object
+                with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as dup:
+                    dup.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed or never connected
+                pass
 
 
 # ---------------------------------------------------------------- downloading
@@ -431,28 +562,53 @@ def _download(
 
     own = session is None
     if own:
-        session = requests.Session() if allow_private_urls else _public_only_session()
+        session = _own_session(public_only=not allow_private_urls)
     hops_allowed = getattr(session, "max_redirects", max_redirects) if not own else max_redirects
     start = time.monotonic()
     current = url
     try:
-        for _ in range(hops_allowed + 1):
-            _check_deadline(url, start, total_timeout)
-            _check_url(current, allow_private=allow_private_urls, timeout=_connect_timeout(timeout))
-            response = _get(session, current, url, timeout, hops_allowed)
+        with _Watchdog(total_timeout) as watchdog:
             try:
-                if response.status_code in _REDIRECT_STATUSES and response.headers.get("Location"):
-                    current = urljoin(response.url or current, _location(session, response))
-                    log.debug("redirect from %s to %s", response.url, current)
-                    continue
-                return _read_body(response, url, timeout=timeout, max_bytes=max_bytes, start=start,
-                                  total_timeout=total_timeout)
-            finally:
-                response.close()
-        raise _too_many_redirects(url, hops_allowed)
+                for _ in range(hops_allowed + 1):
+                    _check_deadline(url, start, total_timeout)
+                    hop_timeout = _within_deadline(timeout, start, total_timeout)
+                    _check_url(current, allow_private=allow_private_urls, timeout=_connect_timeout(hop_timeout))
+                    response = _get(session, current, url, hop_timeout, hops_allowed)
+                    watchdog.watch_response(response)
+                    try:
+                        if response.status_code in _REDIRECT_STATUSES and response.headers.get("Location"):
+                            current = urljoin(response.url or current, _location(session, response))
+                            log.debug("redirect from %s to %s", response.url, current)
+                            continue
+                        body = _read_body(response, url, timeout=timeout, max_bytes=max_bytes, start=start,
+                                          total_timeout=total_timeout)
+                    finally:
+                        response.close()
+                    if watchdog.fired:  # an unsized body "ends" when the watchdog cuts the connection
+                        raise _deadline_error(url, total_timeout)
+                    return body
+                raise _too_many_redirects(url, hops_allowed)
+            except ImageError as exc:
+                # Whatever the cut connection looked like (or a timeout shortened to the time left),
+                # the deadline is the cause.
+                if watchdog.fired or (
+                    isinstance(exc, ImageFetchTimeoutError) and _past_deadline(start, total_timeout)
+                ):
+                    raise _deadline_error(url, total_timeout) from None
+                raise
     finally:
         if own:
             session.close()
+
+
+def _within_deadline(timeout: float | tuple[float, float], start: float, total_timeout: float | None):
+    """``timeout`` with each part shortened to the time left before the deadline (connect and DNS phases)."""
+    if total_timeout is None:
+        return timeout
+    left = max(total_timeout - (time.monotonic() - start), 0.001)
+    if isinstance(timeout, tuple):
+        return tuple(min(part, left) if part is not None else left for part in timeout)
+    return min(timeout, left) if timeout is not None else left
 
 
 def _location(session: Any, response: Any) -> str:
@@ -530,7 +686,19 @@ def _read_body(response, url: str, *, timeout, max_bytes: int, start: float, tot
 
 def _check_deadline(url: str, start: float, total_timeout: float | None) -> None:
     if total_timeout is not None and time.monotonic() - start > total_timeout:
-        raise ImageFetchTimeoutError(f"timed out fetching {url}: download took over {total_timeout} s")
+        raise _deadline_error(url, total_timeout)
+
+
+def _past_deadline(start: float, total_timeout: float | None) -> bool:
+    """True once the deadline is reached (within a timer's granularity)."""
+    return total_timeout is not None and time.monotonic() - start >= total_timeout - 0.05
+
+
+def _deadline_error(url: str, total_timeout: float | None) -> ImageFetchTimeoutError:
+    return ImageFetchTimeoutError(
+        f"timed out fetching {url}: download took over {total_timeout} s (the overall limit); "
+        "expected a server that sends the whole picture in time"
+    )
 
 
 def _reason(exc: Exception) -> str:

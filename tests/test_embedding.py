@@ -319,3 +319,72 @@ def test_large_jpeg_is_decoded_in_draft_mode(tmp_path):
     assert drafted.shape == reference.shape == (3, 32, 32)
     cos = float(np.dot(drafted.ravel(), reference.ravel()) / np.linalg.norm(drafted) / np.linalg.norm(reference))
     assert cos > 0.99
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A 1-bit PNG of ``width`` x ``height`` white pixels: a few KB on disk, ~``width*height*4`` bytes decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\0" + b"\xff" * ((width + 7) // 8)  # filter byte + one bit per pixel
+    body = zlib.compressobj(9)
+    data = b"".join(body.compress(row) for _ in range(height)) + body.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_a_picture_over_the_pixel_limit_is_skipped_from_its_header(make_catalog, tmp_path):
+    """A 12,000 x 12,000 PNG of a few hundred KB would take ~2 GB decoded: the build skips it, unread.
+
+    The build runs in a fresh process so that its peak memory (ru_maxrss) is its own."""
+    from fashionrec.images import DEFAULT_MAX_PIXELS
+
+    folder = make_catalog(6, corrupt=0, missing=0)
+    catalog = load_catalog(folder)
+    victim = int(catalog.products["id"].iloc[2])
+    huge = _png_declaring(12_000, 12_000)
+    assert len(huge) < 1_000_000
+    (folder / catalog.products["image"].iloc[2]).write_bytes(huge)
+    out = tmp_path / "idx"
+    script = tmp_path / "run.py"
+    script.write_text(
+        TINY
+        + textwrap.dedent(
+            f"""
+            import json, resource
+            from fashionrec.catalog import load_catalog
+            from fashionrec.embedding import ImageEmbedder, build_index
+            embedder = ImageEmbedder("tiny-test", runtime="torch")
+            embedder.settings()  # the model loads before the measure starts
+            catalog = load_catalog({str(folder)!r})
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+            summary = build_index(catalog, {str(out)!r}, embedder=embedder)
+            grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+            print(json.dumps({{"grown_kib": grown, "count": summary.count, "skipped": summary.skipped}}))
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["grown_kib"] < 150_000  # decoding it would take ~700 MB (mode "1") to ~2 GB
+    assert result["count"] == 5
+    assert [(e["id"], e["reason"]) for e in result["skipped"]] == [
+        (victim, f"too large: 12000 x 12000 = 144,000,000 pixels, at most {DEFAULT_MAX_PIXELS:,}")
+    ]
+    assert victim not in set(IndexFolder.load(out).products["id"])
+
+
+def test_load_image_array_refuses_too_many_pixels_unless_allowed(tmp_path):
+    from fashionrec.errors import ImageTooLargeError
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(path)
+    p = tiny().preprocessing
+    with pytest.raises(ImageTooLargeError, match=rf"image file {path} is too large: 40 x 30 = 1,200 pixels, expected at most 1,199"):
+        load_image_array(path, p, max_pixels=1199)
+    assert load_image_array(path, p, max_pixels=1200).shape == (3, 32, 32)
+    assert load_image_array(path, p, max_pixels=None).shape == (3, 32, 32)

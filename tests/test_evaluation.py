@@ -244,6 +244,41 @@ def test_sample_is_seeded():
     assert evaluate_index((X, products), k=5, sample=10_000).n_queries == len(products) - 2  # more than there are: all
 
 
+def test_k_beyond_the_other_products_is_capped_before_allocating():
+    """k > N - 1 ranks every other product once; the metrics follow their definitions at the k asked for."""
+    import time
+    import tracemalloc
+
+    X, products = make_data(n=60)
+    n = len(products)
+    full = evaluate_index((X, products), k=n - 1)
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        huge = evaluate_index((X, products), k=10**11)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 10
+    assert peak < 20_000_000  # bytes; (58 queries x 10**11) int64 would be 46 TB
+    assert huge.k == 10**11 and huge.n_queries == full.n_queries
+    big, small = f"@{10**11}", f"@{n - 1}"
+    # precision@k divides by the k asked for: every other product ranked, then "missing" results
+    np.testing.assert_allclose(huge.per_query["precision" + big] * 10**11,
+                               full.per_query["precision" + small] * (n - 1), rtol=1e-12)
+    np.testing.assert_allclose(huge.per_query["random_precision" + big] * 10**11,
+                               full.per_query["random_precision" + small] * (n - 1), rtol=1e-12)
+    # AP, nDCG and hit@1 depend on k only through min(k, R), R <= N - 1: unchanged
+    for name in ("mAP", "nDCG"):
+        assert huge.overall[name + big] == pytest.approx(full.overall[name + small], abs=1e-12)
+        assert huge.baseline[name + big] == pytest.approx(full.baseline[name + small], abs=1e-12)
+    assert huge.overall["hit@1"] == full.overall["hit@1"] and huge.baseline["hit@1"] == full.baseline["hit@1"]
+    # just past N - 1: the same, by the definitions
+    past = evaluate_index((X, products), k=n)
+    assert past.overall["mAP" + f"@{n}"] == pytest.approx(full.overall["mAP" + small], abs=1e-12)
+    assert past.overall[f"precision@{n}"] == pytest.approx(full.overall["precision" + small] * (n - 1) / n)
+
+
 def test_errors():
     X, products = make_data()
     with pytest.raises(QueryError, match="unknown relevance 'colour'"):

@@ -68,6 +68,14 @@ class Handler(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
 
+    def _trickle(self, data: bytes, pause: float = 0.3):
+        for i in range(len(data)):
+            time.sleep(pause)
+            try:
+                self.wfile.write(data[i : i + 1])
+            except OSError:  # the client hung up: what the tests want
+                return
+
     def do_GET(self):  # noqa: N802 (http.server's naming)
         path = self.path
         SEEN.append(path)
@@ -108,6 +116,17 @@ class Handler(BaseHTTPRequestHandler):
             self._send(status=302, ctype=None, headers=[("Location", f"http://127.0.0.2:{port}/good.png")], length=0)
         elif path == "/to-ftp":
             self._send(status=302, ctype=None, headers=[("Location", "ftp://127.0.0.1/good.png")], length=0)
+        elif path == "/trickle-body":  # a declared body sent one byte every 0.3 s
+            self._send(body=b"", length=len(GOOD))
+            self._trickle(GOOD)
+        elif path == "/trickle-unsized":  # the same with no length: only the connection closing ends it
+            self._send(body=b"", length=False)
+            self._trickle(GOOD)
+        elif path == "/trickle-headers":  # the status line, then the headers one byte every 0.3 s
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            self._trickle(b"X-Slow: " + b"a" * 200 + b"\r\n\r\n")
+        elif path == "/silent":  # accepts the request, then says nothing
+            time.sleep(5)
         elif path == "/boom":
             self._send(status=500, ctype="text/plain", body=b"oops")
         else:
@@ -223,6 +242,32 @@ def test_url_overall_deadline(server):
     with pytest.raises(ImageFetchTimeoutError, match="download took over 0.5 s"):
         open_image(server + "/slow-body", timeout=(1.0, 3.0), total_timeout=0.5)
     assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize("path", ["/trickle-body", "/trickle-unsized", "/trickle-headers", "/silent"])
+def test_overall_deadline_holds_whatever_the_server_does(server, path):
+    """A server trickling one byte every 0.3 s never trips the read timeout, yet the call ends at the deadline."""
+    started = time.monotonic()
+    with pytest.raises(ImageFetchTimeoutError, match=rf"timed out fetching {server}{path}: download took over 1.5 s"):
+        open_image(server + path, timeout=(1.0, 3.0), total_timeout=1.5)
+    assert time.monotonic() - started < 1.5 + 0.8
+
+
+def test_overall_deadline_holds_with_a_callers_session_too(server):
+    import requests
+
+    started = time.monotonic()
+    with requests.Session() as session, pytest.raises(ImageFetchTimeoutError, match="download took over 1.5 s"):
+        open_image(server + "/trickle-body", session=session, timeout=(1.0, 3.0), total_timeout=1.5)
+    assert time.monotonic() - started < 1.5 + 0.8
+
+
+def test_overall_deadline_holds_for_public_only_fetches(server, fake_public_shop):
+    port = server.rsplit(":", 1)[1]
+    started = time.monotonic()
+    with pytest.raises(ImageFetchTimeoutError, match="download took over 1.5 s"):
+        open_image(f"http://shop.test:{port}/trickle-headers", allow_private_urls=False, timeout=(1.0, 3.0), total_timeout=1.5)
+    assert time.monotonic() - started < 1.5 + 0.8
 
 
 def test_connection_refused():

@@ -107,8 +107,12 @@ def test_padding_and_k_edges(vectors):
     assert (i >= 0).all()
     d, i = index.search(vectors[:2], 3, allowed=np.zeros(len(vectors), bool))  # nothing allowed
     assert (i == -1).all() and np.isinf(d).all()
-    d, i = index.search(vectors[0], len(vectors) + 5)  # k > N
-    assert (i[0, : len(vectors)] >= 0).all() and (i[0, len(vectors) :] == -1).all()
+    d, i = index.search(vectors[0], len(vectors) + 5)  # k > N: capped to N columns
+    assert i.shape == d.shape == (1, len(vectors)) and (i >= 0).all()
+    d, i = index.search(vectors[0], 10**12, exclude=[[0]])  # capped before allocating
+    assert i.shape == (1, len(vectors)) and (i[0, :-1] >= 0).all() and i[0, -1] == -1
+    d, i = ExactScan().fit(np.zeros((0, 24), np.float32)).search(vectors[:2], 3)  # nothing held
+    assert i.shape == d.shape == (2, 0)
     with pytest.raises(ValueError, match="k must be at least 1"):
         index.search(vectors[0], 0)
     with pytest.raises(ValueError, match=r"shape \(Q, 24\)"):
@@ -313,8 +317,40 @@ def test_engine_k_beyond_candidates_and_empty_filter(name, data):
     assert (result[1][:, n_few:] == -1).all()
     dist, found = engine.search(X[:2], 3, filter={"articleType": "Boots"})  # matches nothing
     assert (found == -1).all() and np.isinf(dist).all()
+    # k > N: k is capped to N, so the results have N columns; padding only where filters or
+    # exclusions leave fewer than N candidates.
     dist, found = engine.search(X[0], N + 10)
-    assert (found[0, :N] >= 0).all() and (found[0, N:] == -1).all()
+    assert found.shape == dist.shape == (1, N)
+    assert sorted(found[0].tolist()) == sorted(ids.tolist()) and np.isfinite(dist).all()
+    dist, found = engine.search(X[:2], N + 10, exclude_ids=[[ids[0]], [ids[1], ids[2]]])
+    assert found.shape == (2, N)
+    assert (found[0, : N - 1] >= 0).all() and list(found[0, N - 1 :]) == [-1]
+    assert (found[1, : N - 2] >= 0).all() and list(found[1, N - 2 :]) == [-1, -1]
+    result = engine.search(X[:2], N + 10, filter=few)
+    assert result[1].shape == (2, N) and (result[1][:, n_few:] == -1).all()
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_huge_k_costs_no_more_than_n(name, data):
+    """A k far beyond N (the CLI has no upper bound) returns N results without allocating k of anything."""
+    import time
+    import tracemalloc
+
+    X, ids, attrs = data
+    engine = build(name, "euclidean", data)
+    engine.search(X[:3], N)  # warm up (lazy imports, caches)
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        dist, found = engine.search(X[:3], 10**11, exclude_ids=[[ids[0]], [], []])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 5
+    assert peak < 2_000_000  # bytes; k = 10**11 columns would be 800 GB per query
+    assert found.shape == dist.shape == (3, N)
+    assert list(found[0, N - 1 :]) == [-1] and (found[1:] >= 0).all()
+    np.testing.assert_array_equal(found[1:], engine.search(X[1:3], N)[1])
 
 
 @pytest.mark.parametrize("name", ENGINES)

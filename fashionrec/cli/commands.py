@@ -80,8 +80,16 @@ def index(
 
     from ..catalog import load_catalog, parse_where
     from ..embedding import ImageEmbedder, build_index
+    from ..index.manifest import check_writable_folder
 
+    # Cheap checks first: a mistake in an option or in --out must not wait for the model or the images.
+    if batch_size < 1:
+        raise FashionrecError(f"--batch-size {batch_size}: expected a whole number of images per model call, 1 or more")
+    if workers is not None and workers < 0:
+        raise FashionrecError(f"--workers {workers}: expected a whole number of decoding threads, "
+                               "1 or more (or 0 for the default: up to 4)")
     filters = parse_where(where)
+    check_writable_folder(out)
     cat = load_catalog(catalog)
     embedder = ImageEmbedder(backbone, weights=weights, runtime=runtime, precision=precision,
                              preprocessing=_preprocessing(backbone, preprocessing))
@@ -206,6 +214,10 @@ def evaluate(
     from ..evaluation import evaluate_index, write_evaluation
     from ..index import IndexFolder
 
+    if sample is not None and sample < 1:
+        raise FashionrecError(f"--sample {sample}: expected a number of queries, 1 or more (or leave it out for all)")
+    if photo_queries < 0:
+        raise FashionrecError(f"--photo-queries {photo_queries}: expected a number of photos, 0 (none) or more")
     result = evaluate_index(IndexFolder.load(index_dir), k=k, relevance=relevance, metric=metric,
                             normalize=normalize, sample=sample, seed=seed)
     photos = None

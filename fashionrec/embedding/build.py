@@ -18,6 +18,7 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..errors import FashionrecError
+from ..index.manifest import check_writable_folder
 from .assemble import assemble, write_assembly
 from .checkpoint import CHECKPOINT_EVERY, PARTIAL_DIR, Checkpoint
 from .embedder import ImageEmbedder
@@ -72,9 +73,11 @@ def build_index(
     file) or in its checkpoint folder (``out/.partial``) are reused; only the
     rest is embedded, and finished work is checkpointed every
     ``checkpoint_every`` images, so an interrupted run (Ctrl-C, kill -9)
-    resumes where it stopped. Products without an image file or with an
-    unreadable one are skipped and listed in the summary and the manifest; an
-    unreadable file stays skipped until it changes.
+    resumes where it stopped. Products without an image file, with an
+    unreadable one, or whose vector the backbone returns with a NaN or inf are
+    skipped and listed in the summary and the manifest; such a file stays
+    skipped until it changes. Non-finite vectors found in ``out`` (a damaged
+    ``embeddings.npy``) are not reused: those images are embedded again.
 
     ``embedder`` defaults to ``ImageEmbedder()`` (the default backbone).
     ``executor`` runs the embedding (default: a :class:`ThreadedExecutor` with
@@ -82,8 +85,8 @@ def build_index(
     giving one). ``progress(done, total)`` is called after each batch.
 
     Raises :class:`FashionrecError` for a bad ``batch_size``, and
-    :class:`~fashionrec.errors.IndexFolderError` when ``out`` is not an index
-    folder or holds an index made with other settings.
+    :class:`~fashionrec.errors.IndexFolderError` when ``out`` cannot be written
+    (checked first), is not an index folder or holds an index made with other settings.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -95,6 +98,7 @@ def build_index(
             f"got both executor={executor!r} and workers={workers}; give the worker count to the executor"
         )
     executor = executor or ThreadedExecutor(workers)
+    check_writable_folder(out)  # a file, read-only folder or impossible path fails before the model loads
 
     selected = catalog.select(where)  # before loading the model: a bad filter fails fast
     settings = embedder.settings()  # loads the model: fails fast on missing weights
@@ -115,6 +119,10 @@ def build_index(
         for chunk in executor.run(
             embedder, tasks, batch_size=batch_size, checkpoint_every=checkpoint_every, progress=progress,
         ):
+            screened = chunk.screened()  # a NaN or inf vector skips its image, with the reason
+            for key in screened.failures.keys() - chunk.failures.keys():
+                log.warning("skipping product %s: %s", key.split("\t")[0], screened.failures[key].reason)
+            chunk = screened
             checkpoint.save(chunk)
             plan.outcomes.add_chunk(chunk)
             embedded += len(chunk.keys)

@@ -54,7 +54,8 @@ class Checkpoint:
         """The work saved by earlier, interrupted runs (empty when none).
 
         A checkpoint made with other settings is deleted; an unreadable chunk
-        is skipped with a warning (its images are embedded again).
+        is skipped with a warning (its images are embedded again), and so is a
+        non-finite vector (a NaN or inf is never reused as finished work).
         """
         outcomes = Outcomes()
         state_file = self.folder / "state.json"
@@ -71,7 +72,14 @@ class Checkpoint:
         for chunk in sorted(self.folder.glob("chunk-*.npz")):
             try:
                 with np.load(chunk, allow_pickle=False) as data:
-                    outcomes.add_vectors([str(key) for key in data["keys"]], data["vectors"])
+                    keys, vectors = [str(key) for key in data["keys"]], np.asarray(data["vectors"])
+                    if vectors.ndim != 2 or len(vectors) != len(keys):
+                        raise ValueError(f"vectors of shape {vectors.shape} for {len(keys)} keys")
+                    finite = np.isfinite(vectors).all(axis=1)
+                    if not finite.all():
+                        log.warning("ignoring %d non-finite vectors in checkpoint %s (re-embedding them)",
+                                    int((~finite).sum()), chunk)
+                    outcomes.add_vectors([k for k, ok in zip(keys, finite) if ok], vectors[finite])
                     outcomes.add_failures(
                         {str(key): ImageFailure(str(reason))
                          for key, reason in zip(data["failed_keys"], data["failed_reasons"])}
@@ -84,7 +92,11 @@ class Checkpoint:
         return outcomes
 
     def save(self, chunk: Chunk) -> None:
-        """Write ``chunk`` as the next ``chunk-NNNNNN.npz`` (creating the folder and ``state.json`` first)."""
+        """Write ``chunk`` as the next ``chunk-NNNNNN.npz`` (creating the folder and ``state.json`` first).
+
+        Non-finite vectors are saved as failures (:meth:`Chunk.screened`), never as finished work.
+        """
+        chunk = chunk.screened()
         if not self.folder.is_dir():
             self.folder.mkdir(parents=True)
             atomic_write(self.folder / "state.json", lambda f: f.write(json.dumps(self.settings).encode()))

@@ -16,20 +16,28 @@ import numpy as np
 from PIL import Image
 
 from ..errors import IndexFolderError
+from ..images import DEFAULT_MAX_PIXELS, check_pixels
 
 
-def load_image_array(path: str | os.PathLike, preprocessing) -> np.ndarray:
+def load_image_array(
+    path: str | os.PathLike, preprocessing, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Decode one image file and preprocess it into a (3, S, S) float32 array.
 
-    ``S`` is ``preprocessing.input_size``. Large JPEGs are decoded in draft mode
-    at the pre-crop size (not at full resolution), which is several times
-    cheaper. Raises OSError/ValueError subclasses (and
+    ``S`` is ``preprocessing.input_size``. The pixel count the header declares
+    (width x height) is checked against ``max_pixels`` before anything is
+    decoded (the same limit as query pictures, ``fashionrec.images.DEFAULT_MAX_PIXELS``;
+    None leaves only Pillow's own guard): over it raises
+    :class:`~fashionrec.images.TooManyPixelsError`. Large JPEGs are decoded in
+    draft mode at the pre-crop size (not at full resolution), which is several
+    times cheaper. Raises OSError/ValueError subclasses (and
     ``PIL.Image.DecompressionBombError``) for unreadable files; the caller
     decides to skip.
     """
     from ..models import draft_target, preprocess
 
     with Image.open(path) as image:
+        check_pixels(image.size, max_pixels, f"image file {path}")
         if image.format == "JPEG":
             image.draft("RGB", draft_target(preprocessing))
         image.load()

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import FashionrecError
+from ..images import TooManyPixelsError
 from ..settings import available_cpus
 from .embedder import ImageEmbedder, load_image_array
 from .outcomes import Chunk, ImageFailure
@@ -47,6 +48,8 @@ def decode_task(task: ImageTask, preprocessing) -> np.ndarray | ImageFailure:
     """The (3, S, S) float32 input array of ``task``'s image, or the failure that explains why there is none."""
     try:
         return load_image_array(task.path, preprocessing)
+    except TooManyPixelsError as exc:  # refused from its header, never decoded
+        return ImageFailure(f"too large: {exc.detail}")
     except DECODE_ERRORS as exc:
         return ImageFailure.unreadable(exc)
 
@@ -58,6 +61,8 @@ class Executor(ABC):
 
     * every task's key ends up in exactly one yielded :class:`Chunk`, as a
       vector (``keys``/``vectors``) or an :class:`ImageFailure` (``failures``);
+      vectors are handed back as the backbone returned them: build_index moves
+      a NaN or inf one to the failures (:meth:`Chunk.screened`);
     * a chunk is yielded once at least ``checkpoint_every`` images are settled
       since the last one, and at the end, so little work is lost to a crash;
     * on ``KeyboardInterrupt``, finished work not yet yielded is yielded first,

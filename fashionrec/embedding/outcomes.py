@@ -18,7 +18,8 @@ import numpy as np
 class ImageFailure:
     """Why one product has no vector; ``reason`` is the text the manifest's ``skipped`` entry shows.
 
-    Build with :meth:`unreadable` for a file that could not be decoded, or use
+    Build with :meth:`unreadable` for a file that could not be decoded,
+    :meth:`non_finite` for an image the backbone gave a NaN or inf vector, or use
     :data:`NO_IMAGE_FILE` / :data:`NOT_EMBEDDED`.
     """
 
@@ -28,6 +29,14 @@ class ImageFailure:
     def unreadable(cls, exc: BaseException) -> ImageFailure:
         """The failure of a file that raised ``exc`` while decoding: ``unreadable image: <Type>: <message>``."""
         return cls(f"unreadable image: {type(exc).__name__}: {exc}")
+
+    @classmethod
+    def non_finite(cls, vector: np.ndarray) -> ImageFailure:
+        """The failure of an image whose vector holds a NaN or inf:
+        ``the backbone returned a non-finite vector (NaN) for this image`` (``inf``, ``NaN and inf``)."""
+        vector = np.asarray(vector)
+        kinds = " and ".join(k for k, hit in (("NaN", np.isnan(vector).any()), ("inf", np.isinf(vector).any())) if hit)
+        return cls(f"the backbone returned a non-finite vector ({kinds}) for this image")
 
     def __str__(self) -> str:
         return self.reason
@@ -60,6 +69,19 @@ class Chunk:
     def __len__(self) -> int:
         """Images this chunk settles: embedded plus failed."""
         return len(self.keys) + len(self.failures)
+
+    def screened(self) -> Chunk:
+        """This chunk with every non-finite vector (any NaN or inf) moved to ``failures``
+        (:meth:`ImageFailure.non_finite`); ``self`` when all vectors are finite."""
+        vectors = np.asarray(self.vectors)
+        finite = np.isfinite(vectors).all(axis=1) if vectors.ndim == 2 else np.ones(len(self.keys), bool)
+        if finite.all():
+            return self
+        failures = dict(self.failures)
+        for i in np.flatnonzero(~finite):
+            failures[self.keys[i]] = ImageFailure.non_finite(vectors[i])
+        keep = np.flatnonzero(finite)
+        return Chunk([self.keys[i] for i in keep], vectors[keep], failures)
 
 
 class Outcomes:

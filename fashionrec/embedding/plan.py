@@ -120,21 +120,26 @@ def plan_build(
 
 
 def _existing_index(out: Path, settings: Mapping[str, Any]) -> IndexFolder | None:
-    """The index already in ``out`` (same settings), None for a new or damaged one."""
+    """The index already in ``out`` (same settings), None for a new or damaged one.
+
+    Loaded without the finiteness check: :func:`_reusable_outcomes` drops its non-finite rows.
+    """
     if not (out / MANIFEST_FILE).is_file():
         if out.exists() and any(p.name != PARTIAL_DIR for p in out.iterdir()):
             raise IndexFolderError(f"{out} exists and is not an index folder; choose an empty or new --out folder")
         return None
     check_compatible(read_manifest(out), settings, where=f"index {out}")
     try:
-        return IndexFolder.load(out)
+        # Rows holding a NaN or inf are left out of the reusable vectors (and so re-embedded),
+        # rather than discarding the whole folder's good vectors.
+        return IndexFolder.load(out, check_finite=False)
     except IndexFolderError as exc:
         log.warning("ignoring the damaged index in %s (%s); its vectors will be recomputed", out, exc)
         return None
 
 
 def _reusable_outcomes(index: IndexFolder | None) -> Outcomes:
-    """Vectors (and remembered failures) of an existing index, by work key."""
+    """Vectors (and remembered failures) of an existing index, by work key; rows with a NaN or inf are left out."""
     outcomes = Outcomes()
     if index is None:
         return outcomes
@@ -142,8 +147,14 @@ def _reusable_outcomes(index: IndexFolder | None) -> Outcomes:
         if entry.get("signature"):  # an unreadable file stays skipped until it changes
             outcomes.add_failure(work_key(entry["id"], entry["signature"]), ImageFailure(entry["reason"]))
     if "image_signature" in index.products.columns:
-        for pid, sig, vector in zip(index.products["id"], index.products["image_signature"], index.embeddings):
-            outcomes.add_vector(work_key(pid, sig), np.array(vector))
+        bad = set(index.non_finite_rows().tolist())
+        if bad:
+            log.warning("%s holds %d non-finite vectors; re-embedding those images", index.path, len(bad))
+        for row, (pid, sig, vector) in enumerate(
+            zip(index.products["id"], index.products["image_signature"], index.embeddings)
+        ):
+            if row not in bad:
+                outcomes.add_vector(work_key(pid, sig), np.array(vector))
     return outcomes
 
 

@@ -8,6 +8,11 @@ searched among but never query. Queries with no other relevant product in the
 index are skipped (no metric is defined for them) and counted.
 
 The metrics are those of :mod:`.metrics` (precision@k, mAP@k, nDCG@k, hit@1).
+A ``k`` above N - 1 (more results than there are other products) costs what
+``k = N - 1`` costs: every other product is ranked, precision@k still divides
+by the ``k`` asked for (so it is at most (N - 1) / k), and mAP@k, nDCG@k and
+hit@1 equal their values at k = N - 1 (they depend on k only through
+min(k, R) and R <= N - 1).
 The random baseline is the expectation of each metric under a uniformly random
 ranking of the N - 1 other products, computed analytically per query (for
 precision and hit@1 it is R / (N - 1)) and averaged like the model's metrics.
@@ -177,12 +182,19 @@ def evaluate_index(
     if normalize:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.where(norms > 0, norms, 1.0).astype(np.float32)
-    rows = _nearest_others(vectors, products["id"], query_rows, k, metric, block_size, engine)
+    # No query has more than n - 1 others to rank: cap the arrays' k before allocating (Q, k).
+    ranked = min(k, n - 1)
+    rows = _nearest_others(vectors, products["id"], query_rows, ranked, metric, block_size, engine)
     rel = (rows >= 0) & (codes[np.maximum(rows, 0)] == codes[query_rows][:, None])
 
     n_rel = n_rel_all[query_rows]
-    model = batch_metrics(rel, n_rel, k)
-    rand = random_baseline(n_rel, n - 1, k)
+    model = batch_metrics(rel, n_rel, ranked)
+    rand = random_baseline(n_rel, n - 1, ranked)
+    if ranked < k:
+        # AP, nDCG and hit@1 depend on k only through min(k, R) and ranks <= n - 1: the same at
+        # k and n - 1. precision@k divides by the k asked for (missing results are not relevant).
+        model["precision"] = rel.sum(axis=1) / k
+        rand["precision"] = n_rel / (n - 1) * ranked / k
     names = {"precision": f"precision@{k}", "ap": f"mAP@{k}", "ndcg": f"nDCG@{k}", "hit1": "hit@1"}
 
     per_query = pd.DataFrame(
@@ -237,6 +249,8 @@ def _nearest_others(
     engine_name: str = DEFAULT_ENGINE,
 ) -> np.ndarray:
     """Rows (Q, k) int64 of the k products nearest each of the Q ``query_rows``, the query itself excluded.
+
+    The caller caps ``k`` to N - 1 (the engine caps it to N only).
 
     ``vectors``: (N, D) float32, searched under ``metric`` by engine
     ``engine_name``; ties are broken by product id (``ids``, N); -1 pads a row

@@ -21,6 +21,11 @@ Files are replaced atomically and the manifest is written last; it records
 the row count and a ``generation`` token that ``products.parquet`` repeats in
 its metadata, so a folder caught half-written by a crash is detected on load
 rather than silently mis-read.
+
+Every vector is finite: :func:`write_index` refuses NaN or inf, and
+:meth:`IndexFolder.load` checks every row (one vectorised pass over the memory
+map), so a damaged file gives a clear error instead of silently wrong
+neighbours; ``fashionrec index`` re-embeds such rows.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..errors import IndexFolderError
-from ..output import atomic_write
+from ..output import atomic_write, json_value
 from .manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, read_manifest, utc_now
 
 log = logging.getLogger(__name__)
@@ -100,9 +105,19 @@ class IndexFolder:
         root = (self.manifest.get("catalog") or {}).get("root")
         return Path(root) if root else None
 
+    def non_finite_rows(self) -> np.ndarray:
+        """(m,) int64 positions of the rows of :attr:`embeddings` holding a NaN or inf, ascending."""
+        return non_finite_rows(self.embeddings)
+
     @classmethod
-    def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> IndexFolder:
-        """Read and validate an index folder; raises :class:`IndexFolderError`."""
+    def load(cls, path: str | os.PathLike, *, mmap: bool = True, check_finite: bool = True) -> IndexFolder:
+        """Read and validate an index folder; raises :class:`IndexFolderError`.
+
+        With ``check_finite`` (the default) every vector is checked and a NaN or
+        inf anywhere is an error naming the first bad row, its product id and
+        how many rows are bad. ``check_finite=False`` is for repairing such a
+        folder (see :meth:`non_finite_rows`).
+        """
         path = Path(path)
         manifest = read_manifest(path)
         emb_path, prod_path = path / EMBEDDINGS_FILE, path / PRODUCTS_FILE
@@ -134,7 +149,45 @@ class IndexFolder:
                 f"{prod_path}: {table.num_rows} rows, expected {expected[0]}; re-run `fashionrec index` to repair it"
             )
         products = table.to_pandas()
-        return cls(path, manifest, embeddings, products)
+        folder = cls(path, manifest, embeddings, products)
+        if check_finite:
+            bad = folder.non_finite_rows()
+            if len(bad):
+                raise IndexFolderError(folder._non_finite_message(bad))
+        return folder
+
+    def _non_finite_message(self, bad: np.ndarray) -> str:
+        first = int(bad[0])
+        values = np.asarray(self.embeddings[first])
+        kinds = " and ".join(k for k, hit in (("NaN", np.isnan(values).any()), ("inf", np.isinf(values).any())) if hit)
+        root = self.catalog_root
+        command = f"fashionrec index {root if root else 'CATALOG'} --out {self.path}"
+        return (
+            f"index {self.path} is damaged: {EMBEDDINGS_FILE} row {first} (product id "
+            f"{json_value(self.products['id'].iloc[first])}) holds {kinds}, and {len(bad)} of {len(self)} rows "
+            f"are not finite; re-run `{command}` to repair it"
+        )
+
+
+_CHECK_BYTES = 8 << 20
+"""Bytes of vectors checked at once by :func:`non_finite_rows` (bounds its temporary memory)."""
+
+
+def non_finite_rows(embeddings: np.ndarray) -> np.ndarray:
+    """(m,) int64 positions of the rows of the (N, D) ``embeddings`` that hold a NaN or inf, ascending.
+
+    Reads the array once, a few megabytes at a time, so a memory map is
+    checked without being copied (see benchmarks/RESULTS.md for the cost).
+    """
+    if embeddings.ndim != 2 or len(embeddings) == 0:
+        return np.zeros(0, np.int64)
+    rows = max(1, _CHECK_BYTES // max(1, embeddings.shape[1] * embeddings.itemsize))
+    bad = []
+    for start in range(0, len(embeddings), rows):
+        finite = np.isfinite(embeddings[start : start + rows]).all(axis=1)
+        if not finite.all():
+            bad.append(np.flatnonzero(~finite) + start)
+    return np.concatenate(bad).astype(np.int64) if bad else np.zeros(0, np.int64)
 
 
 def vector_ids(ids: pd.Series) -> np.ndarray:
@@ -160,7 +213,9 @@ def write_index(
 
     ``embeddings`` is (N, D) float32 aligned with the N ``products`` rows.
     ``manifest`` needs at least backbone, weights, preprocessing; count, dim,
-    format, generation and timestamps are filled in here.
+    format, generation and timestamps are filled in here. Raises
+    :class:`IndexFolderError` when the shapes disagree or a vector holds a NaN
+    or inf (nothing is written then).
     """
     path = Path(path)
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -170,6 +225,13 @@ def write_index(
         )
     if products.columns[0] != "id":
         raise IndexFolderError(f"cannot write index {path}: products must have 'id' first, got {list(products.columns)[:3]}")
+    bad = non_finite_rows(embeddings)
+    if len(bad):
+        raise IndexFolderError(
+            f"cannot write index {path}: {len(bad)} of {len(embeddings)} vectors are not finite "
+            f"(first: row {int(bad[0])}, product id {json_value(products['id'].iloc[int(bad[0])])}); "
+            "every vector must be finite"
+        )
     path.mkdir(parents=True, exist_ok=True)
     now = utc_now()
     full = {

@@ -2,7 +2,8 @@
 
 ``manifest.json`` is written last by :func:`fashionrec.index.write_index`; its
 keys are :data:`MANIFEST_KEYS` (documented in the README). :func:`read_manifest`
-validates it; :func:`check_compatible` refuses to mix vectors of different
+validates it (the keys' types too); :func:`check_writable_folder` checks,
+before a build starts, that a folder can hold an index; :func:`check_compatible` refuses to mix vectors of different
 backbones, weights or preprocessing in one folder.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,58 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         raise IndexFolderError(
             f"{file}: format_version {manifest['format_version']!r}; this fashionrec {__version__} reads {FORMAT_VERSION}"
         )
+    for key, least in _COUNT_KEYS.items():
+        value = manifest[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise IndexFolderError(
+                f"{file}: {key!r} is {json.dumps(value)} ({_json_type(value)}), expected a whole number >= {least} "
+                f"({MANIFEST_KEYS[key]}); the manifest is damaged: rebuild the index with "
+                f"`fashionrec index CATALOG --out {path}` into a new folder"
+            )
     return manifest
+
+
+_COUNT_KEYS = {"dim": 1, "count": 0}
+"""Manifest keys holding a whole number, and their least value."""
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, as a user wrote it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def check_writable_folder(path: str | os.PathLike) -> Path:
+    """Make sure an index can be written to ``path`` before any long work: returns it as a Path.
+
+    Creates the folder (and its parents) when missing, then creates and
+    removes a probe file in it, so that a file in the way, a read-only folder
+    or a path that cannot exist (under ``/proc``) fails at once with an
+    :class:`IndexFolderError` saying what to do, not after the embedding.
+    """
+    path = Path(path)
+    hint = "choose an --out folder you can write to"
+    if path.exists() and not path.is_dir():
+        raise IndexFolderError(f"index folder {path} is an existing file, not a folder; {hint} (a new or index folder path)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexFolderError(f"cannot create the index folder {path}: {exc.strerror or exc}; {hint}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".fashionrec-write-check-", dir=path)
+    except OSError as exc:
+        raise IndexFolderError(f"cannot write into the index folder {path}: {exc.strerror or exc}; "
+                               f"{hint}, or give yourself write access to it") from None
+    os.close(handle)
+    os.unlink(probe)
+    return path
 
 
 def check_compatible(existing: Mapping[str, Any], wanted: Mapping[str, Any], *, where: str) -> None:

@@ -6,14 +6,17 @@ neighbour queries over them::
 
     engine = create_engine("exact", metric="euclidean")
     engine.build(vectors, ids, attributes)          # (N, D) float32, (N,) int64, N rows or None
-    distances, found = engine.search(queries, k,    # (Q, D) -> two (Q, k) arrays
+    distances, found = engine.search(queries, k,    # (Q, D) -> two (Q, min(k, N)) arrays
                                      filter=Filter.from_where({"gender": "Women"}),
                                      exclude_ids=[[59051]])     # per query, or None
     lims, dist, ids = engine.range_search(queries, radius)      # everything within ``radius``
 
-Results of :meth:`SearchEngine.search` are sorted by ascending distance, ties
-broken by the lower id, and padded with distance ``inf`` and id ``-1`` when
-fewer than ``k`` vectors are eligible. Distances are float64 and exact for the
+Results of :meth:`SearchEngine.search` have ``min(k, N)`` columns: ``k`` is
+capped to the number of vectors held *before* anything of size ``k`` is
+allocated, so any ``k`` a caller passes (the CLI has no upper bound) costs at
+most what ``k = N`` costs. They are sorted by ascending distance, ties broken
+by the lower id, and padded with distance ``inf`` and id ``-1`` only when the
+filter and exclusions leave fewer than ``min(k, N)`` vectors eligible. Distances are float64 and exact for the
 metric (:data:`fashionrec.validation.METRICS`): approximate engines may miss
 neighbours, never misstate a distance.
 
@@ -131,10 +134,11 @@ class SearchEngine(ABC):
         filter: Filter | Mapping[str, Any] | None = None,
         exclude_ids: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest vectors of each query: ``(distances, ids)``, both (Q, k).
+        """The ``k`` nearest vectors of each query: ``(distances, ids)``, both (Q, min(k, N)).
 
-        ``queries`` is (Q, D) or a single (D,) vector. Sorted, ties by id,
-        padded with ``inf`` / ``-1``.
+        ``queries`` is (Q, D) or a single (D,) vector. ``k`` is capped to N
+        before allocating. Sorted, ties by id, padded with ``inf`` / ``-1``
+        where fewer than min(k, N) vectors are eligible.
         """
 
     @abstractmethod

@@ -69,8 +69,8 @@ class ExactScan:
         With a filter selecting at most this fraction of rows, only those rows
         are read (gathered); otherwise all rows are scored and masked.
 
-    Results are row positions, sorted by distance with ties by ``tie_order``,
-    padded with ``inf`` / ``-1``; ``allowed`` is an (N,) bool mask of rows that
+    Results are row positions, (Q, min(k, N)), sorted by distance with ties by
+    ``tie_order``, padded with ``inf`` / ``-1`` where fewer rows are eligible; ``allowed`` is an (N,) bool mask of rows that
     may be returned, ``exclude`` lists per query rows that must not be.
     """
 
@@ -137,17 +137,21 @@ class ExactScan:
         allowed: np.ndarray | None = None,
         exclude: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest rows of each query: float64 distances (Q, k) and int64 rows (Q, k).
+        """The ``k`` nearest rows of each query: float64 distances and int64 rows, both (Q, min(k, N)).
 
         ``queries`` is (Q, D) or (D,); ``allowed`` an (N,) bool mask or None;
-        ``exclude`` one sequence of rows per query, or None.
+        ``exclude`` one sequence of rows per query, or None. ``k`` is capped to
+        the N rows held before anything is allocated, so a huge ``k`` costs no
+        more than ``k = N``; padding (``inf`` / ``-1``) fills only the columns
+        the filter and exclusions leave without a row.
         """
         k = check_k(k)
         queries, scored = self._prepare(queries, allowed, exclude)
+        k = min(k, self.ntotal)  # no more results than rows: cap before allocating (Q, k)
         nq = len(queries)
         out_d = np.full((nq, k), np.inf, dtype=np.float64)
         out_i = np.full((nq, k), -1, dtype=np.int64)
-        if scored is None:
+        if scored is None or k == 0:
             return out_d, out_i
         for start in range(0, nq, self.block_size):
             qb = queries[start : start + self.block_size]
