@@ -702,9 +702,7 @@ def _deadline_error(url: str, total_timeout: float | None) -> ImageFetchTimeoutE
 
 
 def _reason(exc: Exception) -> str:
-    """A short reason from a requests exception (drop urllib3's long repr)."""
-    text = str(exc)
-    for marker in ("Failed to establish a new connection: ", "NameResolutionError"):
-        if marker in text:
-            return text.split(marker, 1)[1].rstrip(")'\"") or text
-    return text[:300]
+    """A short, one-line reason from a requests / urllib3 / socket exception (no nested reprs)."""
+    from .network import describe_network_error
+
+    return describe_network_error(exc)

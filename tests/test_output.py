@@ -54,7 +54,8 @@ def test_index_and_report_files_are_readable_by_others(tmp_path, umask):
     products = pd.DataFrame({"id": pd.array([1, 2], dtype="Int64"), "gender": ["Women", "Men"]})
     write_index(tmp_path / "index", np.zeros((2, 3), np.float32), products,
                 {"backbone": "x", "weights": "w", "preprocessing": {}})
-    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "index").iterdir()}
+    names = ("embeddings.npy", "products.parquet", "manifest.json")  # the documented paths (links into the current generation)
+    modes = {name: stat.S_IMODE((tmp_path / "index" / name).stat().st_mode) for name in names}
     assert modes == {"embeddings.npy": 0o644, "products.parquet": 0o644, "manifest.json": 0o644}
 
 

@@ -36,19 +36,36 @@ def find_catalog_root(path: str | os.PathLike) -> Path:
 
     KaggleHub's small variant unpacks to ``<cache>/.../versions/1/myntradataset/``.
     Returns ``path`` unchanged when neither has a ``styles.csv`` (a plain folder).
-    Raises :class:`CatalogError` when ``path`` does not exist or is not a folder.
+    Raises :class:`CatalogError` when ``path`` does not exist or is not a folder,
+    or when a ``styles.csv`` there is not a file (a folder of that name).
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise CatalogError(f"catalog folder {path} does not exist")
     if not path.is_dir():
         raise CatalogError(f"catalog {path} is not a folder; expected styles.csv + images/ or a folder of images")
+    _check_styles_is_file(path / "styles.csv")
     if (path / "styles.csv").is_file():
         return path
     below = sorted(p.parent for p in path.glob("*/styles.csv"))
+    for styles in below:
+        _check_styles_is_file(styles / "styles.csv")
     if len(below) > 1:
         log.warning("several catalogs under %s; using %s", path, below[0])
     return below[0] if below else path
+
+
+def _check_styles_is_file(styles: Path) -> None:
+    """Refuse a ``styles.csv`` that exists but is not a file (a folder, a socket...).
+
+    Ignoring it would silently index the folder as plain images.
+    """
+    if styles.exists() and not styles.is_file():
+        kind = "a folder" if styles.is_dir() else "not a regular file"
+        raise CatalogError(
+            f"{styles} is {kind}; expected styles.csv to be the Kaggle catalog's CSV file "
+            "(rename or remove it to index the folder as plain images)"
+        )
 
 
 def load_catalog(path: str | os.PathLike, *, csv_path: str | os.PathLike | None = None) -> Catalog:

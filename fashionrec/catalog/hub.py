@@ -62,11 +62,13 @@ def download(variant: str = "small", dest: str | os.PathLike | None = None, *, t
     _check_reachable(timeout, what=f"download {handle}")
     import kagglehub
 
+    from ..network import describe_network_error
+
     try:
         folder = kagglehub.dataset_download(handle, output_dir=str(dest) if dest else None)
     except Exception as exc:  # kagglehub raises requests/own errors; report them as one line
         raise DownloadError(
-            f"KaggleHub could not download {handle}: {exc}. "
+            f"KaggleHub could not download {handle}: {describe_network_error(exc)}. "
             "Check your Kaggle credentials (~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY), "
             "or pass a local catalog folder instead."
         ) from None
@@ -81,12 +83,13 @@ def _kaggle_handle(variant: str) -> str:
 
 def _check_reachable(timeout: float, *, what: str) -> None:
     """Fail fast, with a useful message, when Kaggle cannot be reached."""
-    from ..network import reachable
+    from ..network import probe
 
     host, port = KAGGLE_HOST  # this module's global, looked up now: tests patch it
-    if not reachable(host, port, timeout):
+    reason = probe(host, port, timeout)
+    if reason is not None:
         raise DownloadError(
-            f"cannot {what}: network unreachable (no connection to {host}:{port}). "
+            f"cannot {what}: network unreachable (no connection to {host}:{port}): {reason}. "
             "Download the catalog on a machine with internet access and pass its folder instead "
             "(e.g. `fashionrec eda /path/to/fashion-product-images-small`), "
             "or run `fashionrec demo` on the generated offline sample."

@@ -37,11 +37,14 @@ def read_styles(path: str | os.PathLike) -> tuple[pd.DataFrame, list[int]]:
     Returns ``(products, repaired_lines)``. Rows with more fields than the header
     have unquoted commas in their last column (``productDisplayName``): the extra
     fields are rejoined with the commas they were split on and the 1-based line
-    numbers are returned. ``NA`` and empty fields become missing values; ``year``
+    numbers are returned — only when the comma cannot be elsewhere: a row whose
+    ``year`` would not be a year, or whose name would start with a value of the
+    column before it (a comma in ``usage``?), is refused with its line instead. ``NA`` and empty fields become missing values; ``year``
     is a nullable integer; ``id`` must be a unique integer.
 
     Raises :class:`CatalogError` naming the file and line for an unreadable file,
-    a row with too few fields, a bad id or year, or a duplicate id.
+    a row with too few fields, extra fields that cannot be repaired unambiguously,
+    a bad id or year, or a duplicate id.
     """
     path = Path(path)
     try:
@@ -67,13 +70,15 @@ def read_styles(path: str | os.PathLike) -> tuple[pd.DataFrame, list[int]]:
     if "id" not in header:
         raise CatalogError(f"{path}, line 1: no 'id' column; header is {header}")
     width = len(header)
+    overlong: list[tuple[int, list[str]]] = []  # (index in rows, raw fields) of rows with extra fields
     try:
         for fields in reader:
             line = reader.line_num
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # blank line
             if len(fields) > width:
-                # Unquoted commas in the last column: rejoin them.
+                # Unquoted commas, rejoined into the last column below when nothing else can hold them.
+                overlong.append((len(rows), fields))
                 fields = fields[: width - 1] + [",".join(fields[width - 1 :])]
                 repaired.append(line)
             elif len(fields) < width:
@@ -85,6 +90,13 @@ def read_styles(path: str | os.PathLike) -> tuple[pd.DataFrame, list[int]]:
             lines.append(line)
     except csv.Error as exc:
         raise CatalogError(f"{path}, line {reader.line_num}: cannot parse: {exc}") from None
+
+    if overlong:
+        joined = {row for row, _ in overlong}
+        before = len(header) - 2  # the column just before the last (usage, before productDisplayName)
+        known = {r[before].strip() for i, r in enumerate(rows) if i not in joined} if before >= 0 else set()
+        for row, fields in overlong:
+            _check_unambiguous_repair(path, header, fields, lines[row], known - set(MISSING_VALUES))
 
     frame = pd.DataFrame(rows, columns=header, dtype="string")
     frame = frame.replace(list(MISSING_VALUES), pd.NA)
@@ -99,6 +111,36 @@ def read_styles(path: str | os.PathLike) -> tuple[pd.DataFrame, list[int]]:
         frame["year"] = _integer_column(frame["year"], path, "year", lines)
     reject_duplicate_ids(frame, path, lines)
     return frame, repaired
+
+
+def _check_unambiguous_repair(path: Path, header: list[str], fields: list[str], line: int, known: set[str]) -> None:
+    """Refuse a row with extra fields unless its extra commas can only be in the last column.
+
+    Rejoining the extras into the last column (``productDisplayName``) is right
+    only if no other field holds a comma: then ``year`` still holds a year, and
+    the first piece of the name is not a value the column before it (``usage``)
+    takes in well-formed rows ("Casual,Sports,Name" could be usage "Casual,Sports").
+    Anything else raises :class:`CatalogError` naming the line and asking for quotes.
+    """
+    width = len(header)
+    extra = len(fields) - width
+    hint = (f"{path}, line {line}: {len(fields)} fields, expected {width} ({', '.join(header)}); "
+            f"{'an unquoted comma' if extra == 1 else f'{extra} unquoted commas'}")
+    if "year" in header and header.index("year") < width - 1:
+        year = fields[header.index("year")].strip()
+        if year not in MISSING_VALUES and not year.lstrip("-").isdigit():
+            raise CatalogError(
+                f"{hint} in a field before {header[-1]} (year would be {year!r}); "
+                "quote the field that holds the comma"
+            )
+    if width >= 2:
+        before = width - 2
+        piece = fields[width - 1].strip()
+        if piece in known:
+            raise CatalogError(
+                f"{hint}: it could be in {header[before]} ({fields[before].strip()!r}, {piece!r}) or in "
+                f"{header[-1]}; quote the field that holds the comma"
+            )
 
 
 def _integer_column(
@@ -131,6 +173,9 @@ def load_kaggle_layout(root: Path) -> Catalog:
     products, repaired = read_styles(styles)
     attach_images(products, list_images(root / "images"), "images/")
     links = root / "images.csv"
+    if links.exists() and not links.is_file():
+        raise CatalogError(f"{links} is not a file; expected images.csv to be the CSV of image links "
+                           "(filename,link), or no images.csv at all")
     if links.is_file():
         products["link"] = read_links(links, products["id"])
     n_missing = int((~products["has_image"]).sum())

@@ -74,6 +74,12 @@ def _configure(
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
         force=True,
     )
+    # Library warnings (Pillow's DecompressionBombWarning, PNG chunk warnings, Matplotlib's font
+    # messages) go through logging and show only with -v, never as raw warning text on stderr.
+    logging.captureWarnings(True)
+    quiet = logging.INFO if verbose else logging.ERROR
+    for name in ("py.warnings", "PIL", "matplotlib"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def main() -> None:

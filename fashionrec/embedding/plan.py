@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..catalog import Catalog
 from ..errors import IndexFolderError
-from ..index import MANIFEST_FILE, IndexFolder, check_compatible, read_manifest
+from ..index import GENERATIONS_DIR, MANIFEST_FILE, IndexFolder, check_compatible, generation_dir, read_manifest
 from ..output import json_value
 from .checkpoint import PARTIAL_DIR, Checkpoint
 from .execute import ImageTask
@@ -122,10 +122,14 @@ def plan_build(
 def _existing_index(out: Path, settings: Mapping[str, Any]) -> IndexFolder | None:
     """The index already in ``out`` (same settings), None for a new or damaged one.
 
-    Loaded without the finiteness check: :func:`_reusable_outcomes` drops its non-finite rows.
+    A folder without a current index that holds a checkpoint (``.partial``) or
+    generation folders is a build interrupted before its index was switched
+    in: it resumes. Loaded without the finiteness check:
+    :func:`_reusable_outcomes` drops its non-finite rows.
     """
-    if not (out / MANIFEST_FILE).is_file():
-        if out.exists() and any(p.name != PARTIAL_DIR for p in out.iterdir()):
+    if not (generation_dir(out) / MANIFEST_FILE).is_file():
+        resumable = (out / PARTIAL_DIR).is_dir() or (out / GENERATIONS_DIR).is_dir()
+        if out.exists() and not resumable and any(p.name != PARTIAL_DIR for p in out.iterdir()):
             raise IndexFolderError(f"{out} exists and is not an index folder; choose an empty or new --out folder")
         return None
     check_compatible(read_manifest(out), settings, where=f"index {out}")

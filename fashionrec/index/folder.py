@@ -17,10 +17,21 @@ An index folder holds three files that any tool can read:
     Files a search engine keeps for itself (:meth:`IndexFolder.engine_dir`),
     written by the engine's ``save``; the exact engine needs none.
 
-Files are replaced atomically and the manifest is written last; it records
-the row count and a ``generation`` token that ``products.parquet`` repeats in
-its metadata, so a folder caught half-written by a crash is detected on load
-rather than silently mis-read.
+The three data files change together or not at all. Each write puts them
+into a fresh folder ``generations/<generation>/`` and then switches one
+symbolic link, ``current -> generations/<generation>``, with a single atomic
+rename; the top-level ``embeddings.npy``, ``products.parquet`` and
+``manifest.json`` are fixed links to ``current/<file>``, so every tool that
+opens the documented paths sees one generation, and :meth:`IndexFolder.load`
+resolves ``current`` once and reads all three from that folder. A crash
+before the switch leaves the previous generation in place (the next write
+removes the unfinished folder); the previous generation is removed after the
+switch. A folder written before generations existed (real files at the top
+level) still loads, and its next write moves it to this layout without ever
+showing a mix. ``manifest.json`` records the row count and the generation
+token, which ``products.parquet`` repeats in its metadata and which names the
+generation folder, so files brought together from different runs are detected
+on load rather than silently mis-read.
 
 Every vector is finite: :func:`write_index` refuses NaN or inf, and
 :meth:`IndexFolder.load` checks every row (one vectorised pass over the memory
@@ -34,6 +45,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,7 +60,16 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..errors import IndexFolderError
 from ..output import atomic_write, json_value
-from .manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, read_manifest, utc_now
+from .manifest import (
+    CURRENT_LINK,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    GENERATIONS_DIR,
+    MANIFEST_FILE,
+    generation_dir,
+    parse_manifest,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +77,10 @@ EMBEDDINGS_FILE = "embeddings.npy"
 PRODUCTS_FILE = "products.parquet"
 ENGINES_DIR = "engines"
 _GENERATION_KEY = b"fashionrec.generation"
+DATA_FILES = (EMBEDDINGS_FILE, PRODUCTS_FILE, MANIFEST_FILE)
+"""The files of one generation, written in this order (the manifest last)."""
+_ADOPTED_PREFIX = "flat-"
+"""Name prefix of the generation folder that takes the files of a folder written in the old flat layout."""
 
 
 @dataclass(eq=False)
@@ -119,8 +144,15 @@ class IndexFolder:
         folder (see :meth:`non_finite_rows`).
         """
         path = Path(path)
-        manifest = read_manifest(path)
-        emb_path, prod_path = path / EMBEDDINGS_FILE, path / PRODUCTS_FILE
+        data = generation_dir(path)  # resolved once: all three files come from this one folder
+        manifest = parse_manifest(path, data)
+        emb_path, prod_path = data / EMBEDDINGS_FILE, data / PRODUCTS_FILE
+        adopted = data.name.startswith(_ADOPTED_PREFIX)  # files of the old flat layout, named by no generation
+        if data != path and not adopted and data.name != manifest.get("generation"):
+            raise IndexFolderError(
+                f"index {path} is inconsistent: {CURRENT_LINK} names generation {data.name!r} but its {MANIFEST_FILE} "
+                f"records {manifest.get('generation')!r}; re-run `fashionrec index` to repair it"
+            )
         for file in (emb_path, prod_path):
             if not file.is_file():
                 raise IndexFolderError(f"index {path} is incomplete: {file.name} is missing; re-run `fashionrec index`")
@@ -209,7 +241,12 @@ def write_index(
     products: pd.DataFrame,
     manifest: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Write an index folder atomically; returns the manifest as written.
+    """Write an index folder atomically, as one new generation; returns the manifest as written.
+
+    The three files go to ``generations/<generation>/``, which the ``current``
+    link is then switched to in one rename (the module docstring has the
+    layout); a crash at any point leaves the folder showing either the
+    previous generation or this one, whole.
 
     ``embeddings`` is (N, D) float32 aligned with the N ``products`` rows.
     ``manifest`` needs at least backbone, weights, preprocessing; count, dim,
@@ -249,9 +286,92 @@ def write_index(
     table = pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _GENERATION_KEY: full["generation"].encode()})
 
-    # Data files first, manifest last: a crash in between leaves a manifest whose
-    # generation/count no longer match, which load() reports.
-    atomic_write(path / EMBEDDINGS_FILE, lambda f: np.save(f, embeddings, allow_pickle=False))
-    atomic_write(path / PRODUCTS_FILE, lambda f: pq.write_table(table, f))
-    atomic_write(path / MANIFEST_FILE, lambda f: f.write(json.dumps(full, indent=2, default=str).encode()))
+    _adopt_flat_layout(path)
+    _remove_other_generations(path)  # unfinished generations of interrupted writes
+    generation = path / GENERATIONS_DIR / full["generation"]
+    generation.mkdir(parents=True)
+    atomic_write(generation / EMBEDDINGS_FILE, lambda f: np.save(f, embeddings, allow_pickle=False))
+    atomic_write(generation / PRODUCTS_FILE, lambda f: pq.write_table(table, f))
+    atomic_write(generation / MANIFEST_FILE, lambda f: f.write(json.dumps(full, indent=2, default=str).encode()))
+    _fsync_dir(generation)
+    _link_data_files(path)  # once per folder; they dangle until the first switch
+    _switch_link(path / CURRENT_LINK, Path(GENERATIONS_DIR) / full["generation"])  # the one atomic step
+    _remove_other_generations(path)
     return full
+
+
+def _switch_link(link: Path, target: Path) -> None:
+    """Make ``link`` a symbolic link to ``target`` (relative to its folder) with one atomic rename."""
+    tmp = link.parent / f".{link.name}.{uuid.uuid4().hex[:12]}.tmp"
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(link.parent)
+
+
+def _link_data_files(path: Path) -> None:
+    """Make each top-level data file a link to ``current/<file>`` (done once per folder; links are kept)."""
+    for name in DATA_FILES:
+        target = Path(CURRENT_LINK) / name
+        file = path / name
+        if file.is_symlink() and Path(os.readlink(file)) == target:
+            continue
+        _switch_link(file, target)
+
+
+def _adopt_flat_layout(path: Path) -> None:
+    """Move a folder written before generations existed (real files at the top level) to the generation layout.
+
+    Its files are linked (or copied) into a generation folder, ``current`` is
+    pointed at it, and only then are the top-level files replaced by links to
+    ``current``: at every step the documented paths show the same, old files.
+    """
+    manifest = path / MANIFEST_FILE
+    if (path / CURRENT_LINK).is_symlink() or manifest.is_symlink() or not manifest.is_file():
+        return  # already moved, or no index here (stray files of a crashed old build are simply replaced)
+    _remove_other_generations(path)
+    old = path / GENERATIONS_DIR / f"{_ADOPTED_PREFIX}{uuid.uuid4().hex}"
+    old.mkdir(parents=True)
+    for name in DATA_FILES:
+        source = path / name
+        if source.is_file() and not source.is_symlink():
+            try:
+                os.link(source, old / name)
+            except OSError:  # no hard links on this file system
+                shutil.copy2(source, old / name)
+    _fsync_dir(old)
+    _switch_link(path / CURRENT_LINK, Path(GENERATIONS_DIR) / old.name)
+    _link_data_files(path)
+    log.info("moved index %s to the generation layout (%s)", path, old.relative_to(path))
+
+
+def _remove_other_generations(path: Path) -> None:
+    """Remove every generation folder but the current one: finished-with or never-finished ones."""
+    folder = path / GENERATIONS_DIR
+    if not folder.is_dir():
+        return
+    link = path / CURRENT_LINK
+    current = Path(os.path.realpath(link)).name if link.is_symlink() else None
+    for entry in folder.iterdir():
+        if entry.name != current:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a folder's entries to disk where the platform allows it (renames survive a power cut)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,7 +1,8 @@
 """The manifest of an index folder: what produced the vectors and how to read them.
 
-``manifest.json`` is written last by :func:`fashionrec.index.write_index`; its
-keys are :data:`MANIFEST_KEYS` (documented in the README). :func:`read_manifest`
+``manifest.json`` is written last by :func:`fashionrec.index.write_index`, into
+the same generation folder as the data files (:func:`generation_dir` finds it);
+its keys are :data:`MANIFEST_KEYS` (documented in the README). :func:`read_manifest`
 validates it (the keys' types too); :func:`check_writable_folder` checks,
 before a build starts, that a folder can hold an index; :func:`check_compatible` refuses to mix vectors of different
 backbones, weights or preprocessing in one folder.
@@ -23,6 +24,10 @@ from ..errors import IndexFolderError
 FORMAT_NAME = "fashionrec-index"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+CURRENT_LINK = "current"
+"""Symbolic link ``<index>/current -> generations/<generation>``: the generation a reader sees."""
+GENERATIONS_DIR = "generations"
+"""Folder of ``<index>`` holding one sub-folder per written generation (normally just the current one)."""
 
 MANIFEST_KEYS: dict[str, str] = {
     "format": f'always "{FORMAT_NAME}"',
@@ -50,10 +55,29 @@ COMPATIBILITY_KEYS = ("backbone", "weights", "preprocessing", "dim")
 """Two sets of vectors may be mixed only when these manifest fields agree."""
 
 
-def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """Parse and validate ``manifest.json`` of an index folder."""
+def generation_dir(path: str | os.PathLike) -> Path:
+    """The folder holding the data files of the index folder ``path``, resolved once.
+
+    ``<path>/current`` resolved to its real path when that link is there (it
+    names ``generations/<generation>``), else ``path`` itself: a folder written
+    before generations existed keeps its files at the top level.
+    """
     path = Path(path)
-    file = path / MANIFEST_FILE
+    link = path / CURRENT_LINK
+    if link.is_symlink():
+        return Path(os.path.realpath(link))
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse and validate ``manifest.json`` of an index folder (of its current generation)."""
+    path = Path(path)
+    return parse_manifest(path, generation_dir(path))
+
+
+def parse_manifest(path: Path, data: Path) -> dict[str, Any]:
+    """Parse and validate ``data/manifest.json``, ``data`` being :func:`generation_dir` of the index folder ``path``."""
+    file, shown = data / MANIFEST_FILE, path / MANIFEST_FILE  # read the generation's, name the documented path
     if not path.is_dir():
         raise IndexFolderError(f"index folder {path} does not exist; build one with `fashionrec index CATALOG --out {path}`")
     if not file.is_file():
@@ -61,23 +85,23 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise IndexFolderError(f"cannot read {file}: {exc}") from None
+        raise IndexFolderError(f"cannot read {shown}: {exc}") from None
     if not isinstance(manifest, dict):
-        raise IndexFolderError(f"{file}: expected a JSON object, got {type(manifest).__name__}")
+        raise IndexFolderError(f"{shown}: expected a JSON object, got {type(manifest).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
-        raise IndexFolderError(f"{file}: missing keys {missing}")
+        raise IndexFolderError(f"{shown}: missing keys {missing}")
     if manifest["format"] != FORMAT_NAME:
-        raise IndexFolderError(f"{file}: format {manifest['format']!r}, expected {FORMAT_NAME!r}")
+        raise IndexFolderError(f"{shown}: format {manifest['format']!r}, expected {FORMAT_NAME!r}")
     if manifest["format_version"] != FORMAT_VERSION:
         raise IndexFolderError(
-            f"{file}: format_version {manifest['format_version']!r}; this fashionrec {__version__} reads {FORMAT_VERSION}"
+            f"{shown}: format_version {manifest['format_version']!r}; this fashionrec {__version__} reads {FORMAT_VERSION}"
         )
     for key, least in _COUNT_KEYS.items():
         value = manifest[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise IndexFolderError(
-                f"{file}: {key!r} is {json.dumps(value)} ({_json_type(value)}), expected a whole number >= {least} "
+                f"{shown}: {key!r} is {json.dumps(value)} ({_json_type(value)}), expected a whole number >= {least} "
                 f"({MANIFEST_KEYS[key]}); the manifest is damaged: rebuild the index with "
                 f"`fashionrec index CATALOG --out {path}` into a new folder"
             )
