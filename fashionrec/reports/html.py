@@ -63,16 +63,16 @@ def _percent(value: Any, places: int = 0) -> str:
     return f"{value:.{places}%}"
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    """The Jinja2 environment of fashionrec's pages (built on first use, then shared).
+def template_environment(package: str, folder: str = "templates") -> jinja2.Environment:
+    """A Jinja2 environment over the templates shipped in ``package/folder``, as every fashionrec page uses.
 
-    Templates load from the package folder; autoescape is on for every
-    template; an undefined name in a template raises instead of printing
-    nothing.
+    Autoescape is on for every template; an undefined name in a template
+    raises instead of printing nothing; the number filters ``thousands``,
+    ``fixed`` and ``percent`` are there. The reports and the web pages each
+    make theirs with this function.
     """
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader(TEMPLATE_PACKAGE, TEMPLATE_FOLDER),
+        loader=jinja2.PackageLoader(package, folder),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -81,6 +81,12 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(thousands=_thousands, fixed=_fixed, percent=_percent)
     return env
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of the reports (built on first use, then shared)."""
+    return template_environment(TEMPLATE_PACKAGE, TEMPLATE_FOLDER)
 
 
 def render(template_name: str, **context: Any) -> str:

@@ -54,6 +54,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import FashionrecError, URLNotAllowedError
 from ..images import decode_image, is_url, open_image
 from ..recommend import Recommender
+from ..reports.html import template_environment
 from ..validation import METRICS
 from .api import checked_k, parse_filters
 from .errors import RequestError, status_and_code
@@ -122,21 +123,8 @@ ERROR_TITLES: dict[str, str] = {
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    """The Jinja2 environment of the web pages (made on first use, then shared).
-
-    Like the reports' (:func:`fashionrec.reports.html.environment`): templates
-    from the package, autoescape on for every template, an undefined name is an
-    error instead of an empty string.
-    """
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader(TEMPLATE_PACKAGE, TEMPLATE_FOLDER),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["thousands"] = lambda value: f"{value:,}"
-    return env
+    """The Jinja2 environment of the web pages (made on first use, then shared): the reports' kind, over web/templates."""
+    return template_environment(TEMPLATE_PACKAGE, TEMPLATE_FOLDER)
 
 
 def render(
