@@ -218,14 +218,15 @@ def evaluate(
         raise FashionrecError(f"--sample {sample}: expected a number of queries, 1 or more (or leave it out for all)")
     if photo_queries < 0:
         raise FashionrecError(f"--photo-queries {photo_queries}: expected a number of photos, 0 (none) or more")
-    result = evaluate_index(IndexFolder.load(index_dir), k=k, relevance=relevance, metric=metric,
+    index = IndexFolder.load(index_dir)  # once: the photo queries search the same loaded folder
+    result = evaluate_index(index, k=k, relevance=relevance, metric=metric,
                             normalize=normalize, sample=sample, seed=seed)
     photos = None
     if photo_queries:
         from ..evaluation import evaluate_photo_queries
         from ..recommend import Recommender
 
-        photos = evaluate_photo_queries(Recommender.load(index_dir), n=photo_queries, k=k, seed=seed, metric=metric)
+        photos = evaluate_photo_queries(Recommender(index), n=photo_queries, k=k, seed=seed, metric=metric)
     paths = write_evaluation(result, out, photo_queries=photos) if out is not None else None
     if as_json:
         payload = result.summary(photos).model_dump(mode="json")  # the evaluation.json model

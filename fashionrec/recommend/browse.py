@@ -22,15 +22,16 @@ words) rather than against every name.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..catalog.filters import Filter
 from ..errors import FilterError
-from ..output import json_value
+from ..output import plain_values
 from .results import Product, ProductPage
 
 FACETS: tuple[str, ...] = ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "usage")
@@ -93,32 +94,6 @@ class _Words:
         return mask
 
 
-class _Records:
-    """The product table as plain JSON values, one object array per column, to build a page's rows fast."""
-
-    _PLAIN = (str, int, float, bool, type(None))
-
-    def __init__(self, products: pd.DataFrame):
-        self.columns = [str(c) for c in products.columns]
-        self.arrays = [self._plain(products[c]) for c in products.columns]
-
-    @classmethod
-    def _plain(cls, series: pd.Series) -> np.ndarray:
-        """The column as Python scalars, missing and non-finite values None (as :func:`~fashionrec.output.json_value`)."""
-        values = series.astype(object).to_numpy(dtype=object, copy=True)  # NumPy scalars become int/float/bool
-        missing = series.isna().to_numpy(dtype=bool)
-        if pd.api.types.is_float_dtype(series.dtype):
-            missing |= ~np.isfinite(series.to_numpy(dtype=np.float64, na_value=np.nan))
-        values[missing] = None
-        if not all(isinstance(v, cls._PLAIN) for v in values):  # dates, categories...: as json_value writes them
-            values = np.array([json_value(v) for v in values] + [None], dtype=object)[:-1]
-        return values
-
-    def take(self, rows: np.ndarray) -> list[dict]:
-        """The rows at positions ``rows`` as ``{column: plain value}`` dicts, columns in index order."""
-        return [dict(zip(self.columns, [a[row] for a in self.arrays])) for row in rows.tolist()]
-
-
 class CatalogBrowser:
     """Pages of the products of a DataFrame selected by a filter and a text, with facet counts.
 
@@ -127,12 +102,20 @@ class CatalogBrowser:
     made once under a lock, and the rest is read-only.
     """
 
-    def __init__(self, products: pd.DataFrame, facets: Sequence[str] = FACETS):
+    def __init__(
+        self,
+        products: pd.DataFrame,
+        facets: Sequence[str] = FACETS,
+        plain_columns: Callable[[], list[tuple[str, list[Any]]]] | None = None,
+    ):
         self.products = products
         self.facets = tuple(f for f in facets if f in products.columns)
+        # The product table as plain JSON values, ``[(column, values), ...]`` in index order: the
+        # Recommender passes the lists its result records are built from, so the table is held once.
+        self._plain_columns_of = plain_columns
         self._columns: dict[str, _Column] = {}
         self._words: _Words | None = None
-        self._records: _Records | None = None
+        self._plain: list[tuple[str, list[Any]]] | None = None
         self._all_counts: dict[str, dict[str, int]] | None = None  # the facets of the whole catalog
         self._lock = threading.Lock()
 
@@ -177,7 +160,7 @@ class CatalogBrowser:
             page=page,
             per_page=per_page,
             pages=-(-total // per_page),
-            products=[Product(**record) for record in self._plain_records().take(shown)],
+            products=[Product(**record) for record in self._take(shown)],
             facets=facets,
         )
 
@@ -188,12 +171,16 @@ class CatalogBrowser:
             self._all_counts = counts  # one assignment: a racing thread computes the same dict
         return {attribute: dict(values) for attribute, values in self._all_counts.items()}
 
-    def _plain_records(self) -> _Records:
-        if self._records is None:
-            with self._lock:
-                if self._records is None:
-                    self._records = _Records(self.products)
-        return self._records
+    def _take(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """The rows at positions ``rows`` as ``{column: plain value}`` dicts, columns in index order."""
+        columns = self._plain
+        if columns is None:
+            if self._plain_columns_of is not None:
+                columns = self._plain_columns_of()
+            else:
+                columns = [(str(name), plain_values(self.products[name])) for name in self.products.columns]
+            self._plain = columns  # one assignment: a racing thread builds the same lists
+        return [{name: values[row] for name, values in columns} for row in rows.tolist()]
 
     def _column(self, name: str) -> _Column:
         column = self._columns.get(name)

@@ -117,7 +117,7 @@ class Recommender:
         self._columns = list(self.products.columns)
         self._engines: dict[str, SearchEngine] = {}
         self._lock = threading.Lock()  # guards the lazily made engines and embedder
-        self._browser = CatalogBrowser(self.products, FACETS)  # its tables are made on first browse
+        self._browser = CatalogBrowser(self.products, FACETS, self._plain_columns)  # tables made on first browse
         self._evaluation: tuple[Any, Any] = (None, None)  # (evaluation.json's stat key, its summary)
         self._plain: list[tuple[str, list[Any]]] | None = None  # columns as plain Python lists, made on first use
 
