@@ -137,6 +137,17 @@ def checked_k(k: Any, settings: WebSettings) -> int:
     return k
 
 
+def fetch_picture(url: str, settings: WebSettings):
+    """The picture at an image URL a client gave, fetched under the server's limits.
+
+    Only http(s): ``open_image`` would read a local path, a file of the server.
+    URLNotAllowedError otherwise; the fetch errors of :func:`fashionrec.images.open_image`.
+    """
+    if not is_url(url):
+        raise URLNotAllowedError(f"image URL {url!r} is not allowed; expected an http:// or https:// address")
+    return open_image(url, allow_private_urls=settings.allow_private_urls, max_pixels=settings.max_pixels)
+
+
 def json_response(text: str) -> Response:
     """A response holding JSON text already serialised by a model."""
     return Response(content=text, media_type="application/json")
@@ -269,9 +280,7 @@ def similar_to_url(
     k = checked_k(k, settings)
     check_metric(metric)
     url = url.strip()
-    if not is_url(url):  # never a local path: open_image would read a file of the server
-        raise URLNotAllowedError(f"image URL {url!r} is not allowed; expected an http:// or https:// URL")
-    picture = open_image(url, allow_private_urls=settings.allow_private_urls, max_pixels=settings.max_pixels)
+    picture = fetch_picture(url, settings)
     answer = recommender_of(request).image_recommendations(picture, k=k, where=where or None, metric=metric, label=url)
     return json_response(answer.to_json(indent=None))
 

@@ -51,12 +51,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import FashionrecError, URLNotAllowedError
-from ..images import decode_image, is_url, open_image
+from ..errors import FashionrecError
+from ..images import decode_image
 from ..recommend import Recommender
 from ..reports.html import template_environment
 from ..validation import METRICS
-from .api import checked_k, parse_filters
+from .api import checked_k, fetch_picture, parse_filters
 from .errors import RequestError, status_and_code
 from .settings import WebSettings
 from .uploads import read_form
@@ -483,9 +483,7 @@ def search_page(request: Request) -> HTMLResponse:
         if not url:
             return render("search.html", **_search_context(request, fields))
         k = _k(fields["k"], settings)
-        if not is_url(url):
-            raise URLNotAllowedError(f"{url!r} is not an image URL; expected an http:// or https:// address")
-        picture = open_image(url, allow_private_urls=settings.allow_private_urls, max_pixels=settings.max_pixels)
+        picture = fetch_picture(url, settings)
         cards, photo = _photo_search(rec, picture, url, k, fields["where"], metric)
     except FashionrecError as exc:
         status, error = _error(exc)
