@@ -20,6 +20,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from .crashpoints import crash_point
+
 
 def atomic_write(target: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(binary_file)`` on a temporary file beside ``target``, then rename it over ``target``.
@@ -37,6 +39,7 @@ def atomic_write(target: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point(f"replace {target.name}")
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -388,3 +388,65 @@ def test_load_image_array_refuses_too_many_pixels_unless_allowed(tmp_path):
         load_image_array(path, p, max_pixels=1199)
     assert load_image_array(path, p, max_pixels=1200).shape == (3, 32, 32)
     assert load_image_array(path, p, max_pixels=None).shape == (3, 32, 32)
+
+
+def _index_cli(catalog, out, *options):
+    from typer.testing import CliRunner
+
+    from fashionrec.cli import app
+
+    return CliRunner().invoke(app, ["index", str(catalog), "--out", str(out), "--backbone", "tiny-test",
+                                    "--runtime", "torch", *map(str, options)], catch_exceptions=False)
+
+
+def test_index_max_pixels_is_an_option_and_a_raised_limit_takes_effect_on_the_next_run(make_catalog, tmp_path):
+    folder = make_catalog(6, corrupt=0, missing=0)  # drawn images of 60 x 80 = 4,800 pixels
+    out = tmp_path / "idx"
+    small = _index_cli(folder, out, "--max-pixels", 4000)
+    assert small.exit_code == 0, small.output
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert manifest["count"] == 0
+    assert {e["reason"] for e in manifest["skipped"]} == {"too large: 60 x 80 = 4,800 pixels, at most 4,000"}
+
+    default = _index_cli(folder, out)  # the limit raised: the files are read again, not remembered as skipped
+    assert default.exit_code == 0, default.output
+    assert len(IndexFolder.load(out)) == 6
+
+    bad = _index_cli(folder, tmp_path / "other", "--max-pixels", 0)
+    assert bad.exit_code != 0 and "--max-pixels 0: expected a whole number of pixels, 1 or more" in bad.output
+
+
+def test_image_links_out_of_the_catalog_are_skipped_unless_followed(make_catalog, tmp_path):
+    folder = make_catalog(6, corrupt=0, missing=0)
+    catalog = load_catalog(folder)
+    images = [folder / rel for rel in catalog.products["image"]]
+    ids = catalog.products["id"].tolist()
+    outside = tmp_path / "private" / "holiday.jpg"
+    outside.parent.mkdir()
+    Image.new("RGB", (60, 80), (1, 200, 3)).save(outside)
+    images[1].unlink()
+    images[1].symlink_to(outside)  # a link out of the catalog: not read
+    images[2].unlink()
+    images[2].symlink_to(images[0].name)  # a link to another image of the catalog: fine
+
+    out = tmp_path / "idx"
+    summary = build_index(catalog, out, embedder=tiny())
+    assert summary.count == 5
+    (entry,) = summary.skipped
+    assert entry["id"] == ids[1]
+    assert entry["reason"] == (f"symbolic link to a file outside the catalog folder ({outside}); "
+                               "not read unless `fashionrec index --follow-links`")
+    assert ids[1] not in set(IndexFolder.load(out).products["id"])
+
+    followed = _index_cli(folder, out, "--follow-links")
+    assert followed.exit_code == 0, followed.output
+    assert ids[1] in set(IndexFolder.load(out).products["id"])
+
+
+def test_a_linked_images_folder_is_the_users_layout_and_is_read(make_catalog, tmp_path):
+    folder = make_catalog(6, corrupt=0, missing=0)
+    elsewhere = tmp_path / "big-disk" / "images"
+    elsewhere.parent.mkdir()
+    (folder / "images").rename(elsewhere)
+    (folder / "images").symlink_to(elsewhere)
+    assert build_index(load_catalog(folder), tmp_path / "idx", embedder=tiny()).count == 6

@@ -39,8 +39,11 @@ class NanOnBlankImages(ImageEmbedder):
 
 
 @pytest.fixture
-def built(make_catalog, tmp_path):
-    """A clean index of a 12-product catalog: (catalog, index folder)."""
+def built(make_catalog, tmp_path, monkeypatch):
+    """A clean index of a 12-product catalog, checksummed in blocks of 4 rows: (catalog, index folder)."""
+    import fashionrec.index.folder
+
+    monkeypatch.setattr(fashionrec.index.folder, "CHECKSUM_BLOCK_ROWS", 4)
     catalog = load_catalog(make_catalog(12, corrupt=0, missing=0))
     build_index(catalog, tmp_path / "idx", embedder=tiny(), batch_size=4)
     return catalog, tmp_path / "idx"
@@ -144,7 +147,8 @@ def test_cli_recommend_on_a_nan_index_fails_with_one_line(built):
 # --------------------------------------------------------------------------- repaired by `index`
 
 
-def test_index_re_embeds_only_the_bad_rows(built, tmp_path):
+def test_index_re_embeds_only_the_damaged_blocks(built, tmp_path):
+    """Rows 2 and 9 poisoned: their blocks of 4 rows (0-3, 8-11) no longer match their checksums and are re-embedded."""
     catalog, folder = built
     clean = IndexFolder.load(folder)
     clean_vectors, clean_ids = np.array(clean.embeddings), clean.products["id"].tolist()
@@ -153,11 +157,11 @@ def test_index_re_embeds_only_the_bad_rows(built, tmp_path):
 
     summary = build_index(catalog, folder, embedder=tiny(), batch_size=4)
     assert not summary.unchanged
-    assert (summary.embedded, summary.reused, summary.count) == (2, 10, 12)
+    assert (summary.embedded, summary.reused, summary.count) == (8, 4, 12)
     repaired = IndexFolder.load(folder)  # finite again
     assert repaired.products["id"].tolist() == clean_ids
     np.testing.assert_allclose(repaired.embeddings, clean_vectors, rtol=1e-6, atol=1e-6)
-    untouched = [r for r in range(12) if r not in (2, 9)]
+    untouched = [4, 5, 6, 7]
     np.testing.assert_array_equal(repaired.embeddings[untouched], clean_vectors[untouched])  # reused as they were
 
     assert build_index(catalog, folder, embedder=tiny()).unchanged

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..errors import FashionrecError, IndexFolderError
+from ..index import remove_leftovers
 from ..index.manifest import check_writable_folder
 from .assemble import assemble, write_assembly
 from .checkpoint import CHECKPOINT_EVERY, PARTIAL_DIR, Checkpoint
@@ -68,6 +69,7 @@ def build_index(
     progress: ProgressCallback | None = None,
     checkpoint_every: int = CHECKPOINT_EVERY,
     executor: Executor | None = None,
+    follow_links: bool = False,
 ) -> IndexRunSummary:
     """Embed the catalog products selected by ``where`` into the index folder ``out``.
 
@@ -85,6 +87,9 @@ def build_index(
     ``executor`` runs the embedding (default: a :class:`ThreadedExecutor` with
     ``workers`` decoding threads; pass ``workers`` to that executor instead when
     giving one). ``progress(done, total)`` is called after each batch.
+    Image files that are symbolic links to files outside the catalog folder
+    are skipped with a reason unless ``follow_links``; the pixel limit of
+    image files is the embedder's ``max_pixels``.
 
     Raises :class:`FashionrecError` for a bad ``batch_size``, and
     :class:`~fashionrec.errors.IndexFolderError` when ``out`` cannot be written
@@ -106,10 +111,12 @@ def build_index(
         selected = catalog.select(where)  # before loading the model: a bad filter fails fast
         settings = embedder.settings()  # loads the model: fails fast on missing weights
         checkpoint = Checkpoint(out / PARTIAL_DIR, settings)
-        plan = plan_build(selected, out, settings, where=where, checkpoint=checkpoint)
+        plan = plan_build(selected, out, settings, where=where, checkpoint=checkpoint, follow_links=follow_links)
 
         if plan.up_to_date:
             log.info("index %s is up to date (%d vectors)", out, plan.reused)
+            checkpoint.discard()  # what a run killed after switching in its index left behind
+            remove_leftovers(out)
             manifest = plan.existing.manifest
             return IndexRunSummary(
                 out, manifest["count"], 0, plan.reused, list(manifest.get("skipped", [])),

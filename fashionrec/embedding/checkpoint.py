@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..crashpoints import crash_point
 from ..output import atomic_write
 from .outcomes import Chunk, ImageFailure, Outcomes
 
@@ -58,6 +59,8 @@ class Checkpoint:
         non-finite vector (a NaN or inf is never reused as finished work).
         """
         outcomes = Outcomes()
+        for leftover in self.folder.glob(".*.tmp"):  # a chunk being written when the process was killed
+            leftover.unlink(missing_ok=True)
         state_file = self.folder / "state.json"
         if not state_file.is_file():
             return outcomes
@@ -80,10 +83,9 @@ class Checkpoint:
                         log.warning("ignoring %d non-finite vectors in checkpoint %s (re-embedding them)",
                                     int((~finite).sum()), chunk)
                     outcomes.add_vectors([k for k, ok in zip(keys, finite) if ok], vectors[finite])
-                    outcomes.add_failures(
-                        {str(key): ImageFailure(str(reason))
-                         for key, reason in zip(data["failed_keys"], data["failed_reasons"])}
-                    )
+                    failures = {str(key): ImageFailure(str(reason))
+                                for key, reason in zip(data["failed_keys"], data["failed_reasons"])}
+                    outcomes.add_failures({key: f for key, f in failures.items() if not f.retried})
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("ignoring unreadable checkpoint %s (%s)", chunk, exc)
             self._next = max(self._next, int(chunk.stem.split("-")[1]) + 1)
@@ -115,4 +117,5 @@ class Checkpoint:
 
     def discard(self) -> None:
         """Delete the checkpoint folder (after the index is written)."""
+        crash_point("discard checkpoint")
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import IndexFolderError
+from ..errors import FashionrecError, IndexFolderError
 from ..images import DEFAULT_MAX_PIXELS, check_pixels
 
 
@@ -57,6 +57,8 @@ class ImageEmbedder:
     cache_dir: where exported runtime models are kept; None for the default cache.
     precision: None (fp32; see ``fashionrec.models``) or "bf16" (OpenVINO only:
         faster, but below the cosine bar ``fashionrec.models.COSINE_BAR`` for some images).
+    max_pixels: most pixels (width x height) an image file of a build may declare
+        (see :func:`load_image_array`); None leaves only Pillow's own guard.
 
     The model loads on first use (:attr:`extractor`), not here.
     """
@@ -69,13 +71,17 @@ class ImageEmbedder:
         runtime: str = "auto",
         cache_dir: str | os.PathLike | None = None,
         precision: str | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
+        if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+            raise FashionrecError(f"max_pixels must be a whole number of pixels, 1 or more (or None), got {max_pixels!r}")
         self.backbone = backbone
         self.weights = weights
         self.preprocessing_override = preprocessing
         self.runtime = runtime
         self.precision = precision
         self.cache_dir = cache_dir
+        self.max_pixels = max_pixels
         self.expected_weights: str | None = None  # set by from_manifest: refuse other weights
         self._extractor = None
 

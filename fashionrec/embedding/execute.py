@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import FashionrecError
-from ..images import TooManyPixelsError
+from ..images import DEFAULT_MAX_PIXELS, TooManyPixelsError
 from ..settings import available_cpus
 from .embedder import ImageEmbedder, load_image_array
 from .outcomes import Chunk, ImageFailure
@@ -44,12 +44,12 @@ class ImageTask:
     path: Path
 
 
-def decode_task(task: ImageTask, preprocessing) -> np.ndarray | ImageFailure:
+def decode_task(task: ImageTask, preprocessing, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray | ImageFailure:
     """The (3, S, S) float32 input array of ``task``'s image, or the failure that explains why there is none."""
     try:
-        return load_image_array(task.path, preprocessing)
+        return load_image_array(task.path, preprocessing, max_pixels=max_pixels)
     except TooManyPixelsError as exc:  # refused from its header, never decoded
-        return ImageFailure(f"too large: {exc.detail}")
+        return ImageFailure.too_large(exc.detail)
     except DECODE_ERRORS as exc:
         return ImageFailure.unreadable(exc)
 
@@ -130,7 +130,7 @@ class ThreadedExecutor(Executor):
                 nonlocal submitted
                 if submitted < len(batches):
                     batch = batches[submitted]
-                    ahead.append((batch, [pool.submit(decode_task, task, preprocessing) for task in batch]))
+                    ahead.append((batch, [pool.submit(decode_task, task, preprocessing, embedder.max_pixels) for task in batch]))
                     submitted += 1
 
             try:

@@ -38,8 +38,25 @@ class ImageFailure:
         kinds = " and ".join(k for k, hit in (("NaN", np.isnan(vector).any()), ("inf", np.isinf(vector).any())) if hit)
         return cls(f"the backbone returned a non-finite vector ({kinds}) for this image")
 
+    @classmethod
+    def too_large(cls, detail: str) -> ImageFailure:
+        """The failure of a file over the pixel limit: ``too large: <w> x <h> = <n> pixels, at most <limit>``."""
+        return cls(f"{TOO_LARGE_PREFIX}{detail}")
+
+    @property
+    def retried(self) -> bool:
+        """True for failures tried again on every run rather than remembered until the file changes.
+
+        A file over the pixel limit is refused from its header, which costs
+        almost nothing to read again, and the limit may have been raised since.
+        """
+        return self.reason.startswith(TOO_LARGE_PREFIX)
+
     def __str__(self) -> str:
         return self.reason
+
+
+TOO_LARGE_PREFIX = "too large: "
 
 
 NO_IMAGE_FILE = ImageFailure("no image file")

@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..catalog import Catalog
 from ..errors import IndexFolderError
-from ..index import GENERATIONS_DIR, MANIFEST_FILE, IndexFolder, check_compatible, generation_dir, read_manifest
+from ..index import MANIFEST_FILE, IndexFolder, check_compatible, generation_dir, read_manifest
+from ..index.manifest import has_index_traces, is_foreign_format
 from ..output import json_value
 from .checkpoint import PARTIAL_DIR, Checkpoint
 from .execute import ImageTask
@@ -78,12 +79,16 @@ def plan_build(
     *,
     where: Mapping[str, Any] | None,
     checkpoint: Checkpoint,
+    follow_links: bool = False,
 ) -> EmbeddingPlan:
     """Plan the build of ``catalog`` into the index folder ``out``.
 
     ``catalog`` holds the selected products (``full_catalog.select(where)``);
     ``where`` is the filter that selected them, as the manifest records it.
     ``settings`` are the embedder's (:meth:`~fashionrec.embedding.ImageEmbedder.settings`).
+    An image file that is a symbolic link to a file outside the catalog folder
+    is skipped (a catalog from elsewhere must not make the index, and the web
+    server, read files beyond it) unless ``follow_links``; see :class:`_CatalogBoundary`.
     Raises :class:`IndexFolderError` when ``out`` holds something that is not an
     index folder, or an index made with settings that cannot be mixed with these.
     """
@@ -92,16 +97,21 @@ def plan_build(
     # Stat every image once: the signature keys reuse of earlier work.
     missing: list[dict[str, Any]] = []
     signatures: list[str | None] = []
+    inside = _CatalogBoundary(catalog.root, follow_links)
     for pid, rel in zip(products["id"], products["image"]):
-        sig = None
+        sig, reason = None, NO_IMAGE_FILE.reason
         if not pd.isna(rel):
-            try:
-                sig = image_signature(catalog.root / rel)
-            except OSError:
-                pass
+            path = catalog.root / rel
+            refused = inside.refusal(path)
+            if refused is not None:
+                reason = refused
+            else:
+                try:
+                    sig = image_signature(path)
+                except OSError:
+                    pass
         if sig is None:
-            missing.append({"id": json_value(pid), "image": None if pd.isna(rel) else str(rel),
-                            "reason": NO_IMAGE_FILE.reason})
+            missing.append({"id": json_value(pid), "image": None if pd.isna(rel) else str(rel), "reason": reason})
         signatures.append(sig)
     products["image_signature"] = pd.array(signatures, dtype="string")
 
@@ -119,6 +129,33 @@ def plan_build(
     return EmbeddingPlan(catalog.root, products, keys, signatures, missing, existing, outcomes, todo, reused, up_to_date)
 
 
+class _CatalogBoundary:
+    """Which image files of a catalog may be read: the catalog's own files, not links out of it.
+
+    An image *file* that is a symbolic link is followed only when its target
+    lies inside the catalog folder (both resolved). Linked *folders* are the
+    user's layout (``images -> /mnt/big-disk/images``) and are followed, as is
+    a catalog folder that is itself a link. With ``follow_links`` every link is followed.
+    """
+
+    def __init__(self, root: Path, follow_links: bool):
+        self.root = Path(root)
+        self.follow_links = follow_links
+        self._resolved_root: Path | None = None
+
+    def refusal(self, path: Path) -> str | None:
+        """None when ``path`` may be read, else the reason it is skipped (the manifest's ``skipped`` text)."""
+        if self.follow_links or not path.is_symlink():
+            return None
+        if self._resolved_root is None:
+            self._resolved_root = self.root.resolve()
+        target = path.resolve()
+        if target.is_relative_to(self._resolved_root) or target.is_relative_to(path.parent.resolve()):
+            return None
+        return (f"symbolic link to a file outside the catalog folder ({target}); "
+                "not read unless `fashionrec index --follow-links`")
+
+
 def _existing_index(out: Path, settings: Mapping[str, Any]) -> IndexFolder | None:
     """The index already in ``out`` (same settings), None for a new or damaged one.
 
@@ -128,11 +165,18 @@ def _existing_index(out: Path, settings: Mapping[str, Any]) -> IndexFolder | Non
     :func:`_reusable_outcomes` drops its non-finite rows.
     """
     if not (generation_dir(out) / MANIFEST_FILE).is_file():
-        resumable = (out / PARTIAL_DIR).is_dir() or (out / GENERATIONS_DIR).is_dir()
+        resumable = has_index_traces(out)  # a checkpoint, generations, links: an unfinished or damaged index
         if out.exists() and not resumable and any(p.name != PARTIAL_DIR for p in out.iterdir()):
             raise IndexFolderError(f"{out} exists and is not an index folder; choose an empty or new --out folder")
         return None
-    check_compatible(read_manifest(out), settings, where=f"index {out}")
+    try:
+        manifest = read_manifest(out)
+    except IndexFolderError as exc:
+        if is_foreign_format(out):
+            raise  # another tool's or version's index: never rebuilt over
+        log.warning("the index in %s is damaged (%s); rebuilding it", out, exc)
+        return None
+    check_compatible(manifest, settings, where=f"index {out}")
     try:
         # Rows holding a NaN or inf are left out of the reusable vectors (and so re-embedded),
         # rather than discarding the whole folder's good vectors.
@@ -148,12 +192,14 @@ def _reusable_outcomes(index: IndexFolder | None) -> Outcomes:
     if index is None:
         return outcomes
     for entry in index.manifest.get("skipped", []):
-        if entry.get("signature"):  # an unreadable file stays skipped until it changes
-            outcomes.add_failure(work_key(entry["id"], entry["signature"]), ImageFailure(entry["reason"]))
+        failure = ImageFailure(str(entry.get("reason", "")))
+        if entry.get("signature") and not failure.retried:  # an unreadable file stays skipped until it changes
+            outcomes.add_failure(work_key(entry["id"], entry["signature"]), failure)
     if "image_signature" in index.products.columns:
-        bad = set(index.non_finite_rows().tolist())
+        bad = set(index.damaged_rows().tolist())
         if bad:
-            log.warning("%s holds %d non-finite vectors; re-embedding those images", index.path, len(bad))
+            log.warning("%s holds %d damaged vectors (NaN, inf or not matching their checksum); re-embedding those "
+                        "images", index.path, len(bad))
         for row, (pid, sig, vector) in enumerate(
             zip(index.products["id"], index.products["image_signature"], index.embeddings)
         ):

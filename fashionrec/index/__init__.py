@@ -5,7 +5,15 @@ generation at a time (``generations/<generation>/``, switched through the ``curr
 :mod:`.manifest` validates its ``manifest.json``.
 """
 
-from .folder import ENGINES_DIR, EMBEDDINGS_FILE, PRODUCTS_FILE, IndexFolder, vector_ids, write_index
+from .folder import (
+    ENGINES_DIR,
+    EMBEDDINGS_FILE,
+    PRODUCTS_FILE,
+    IndexFolder,
+    remove_leftovers,
+    vector_ids,
+    write_index,
+)
 from .manifest import (
     COMPATIBILITY_KEYS,
     CURRENT_LINK,
@@ -24,5 +32,6 @@ from .manifest import (
 __all__ = [
     "COMPATIBILITY_KEYS", "CURRENT_LINK", "EMBEDDINGS_FILE", "ENGINES_DIR", "FORMAT_NAME", "FORMAT_VERSION",
     "GENERATIONS_DIR", "MANIFEST_FILE", "MANIFEST_KEYS", "PRODUCTS_FILE", "REQUIRED_KEYS", "IndexFolder",
-    "check_compatible", "generation_dir", "read_manifest", "utc_now", "vector_ids", "write_index",
+    "check_compatible", "generation_dir", "read_manifest", "remove_leftovers", "utc_now", "vector_ids",
+    "write_index",
 ]

@@ -33,10 +33,14 @@ token, which ``products.parquet`` repeats in its metadata and which names the
 generation folder, so files brought together from different runs are detected
 on load rather than silently mis-read.
 
-Every vector is finite: :func:`write_index` refuses NaN or inf, and
-:meth:`IndexFolder.load` checks every row (one vectorised pass over the memory
-map), so a damaged file gives a clear error instead of silently wrong
-neighbours; ``fashionrec index`` re-embeds such rows.
+Every vector is finite and every row is where it was written:
+:func:`write_index` refuses NaN or inf and records checksums in the manifest
+(``checksums``: a CRC-32 of each block of :data:`CHECKSUM_BLOCK_ROWS` rows of
+``embeddings.npy``, and one of the product ids in row order), and
+:meth:`IndexFolder.load` checks every row against both in one pass over the
+memory map. A damaged, shuffled or swapped file gives a clear error instead of
+silently wrong neighbours; ``fashionrec index`` re-embeds the damaged rows.
+Folders written before checksums existed load without that check.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import logging
 import os
 import shutil
 import uuid
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +63,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ..crashpoints import crash_point
 from ..errors import IndexFolderError
 from ..output import atomic_write, json_value
 from .manifest import (
+    catalog_root_of,
     CURRENT_LINK,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -151,54 +158,111 @@ class IndexFolder:
         if data != path and not adopted and data.name != manifest.get("generation"):
             raise IndexFolderError(
                 f"index {path} is inconsistent: {CURRENT_LINK} names generation {data.name!r} but its {MANIFEST_FILE} "
-                f"records {manifest.get('generation')!r}; re-run `fashionrec index` to repair it"
+                f"records {manifest.get('generation')!r}; {repair_hint(path, manifest)}"
             )
         for file in (emb_path, prod_path):
             if not file.is_file():
-                raise IndexFolderError(f"index {path} is incomplete: {file.name} is missing; re-run `fashionrec index`")
+                raise IndexFolderError(f"index {path} is incomplete: {file.name} is missing; {repair_hint(path, manifest)}")
         try:
             embeddings = np.load(emb_path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise IndexFolderError(f"cannot read {emb_path}: {exc}") from None
+        except (OSError, ValueError, EOFError) as exc:  # a zero-byte file is an EOFError
+            raise IndexFolderError(f"cannot read {emb_path}: {exc}; {repair_hint(path, manifest)}") from None
         try:
             table = pq.read_table(prod_path)
         except (OSError, pa.ArrowException) as exc:
-            raise IndexFolderError(f"cannot read {prod_path}: {exc}") from None
+            raise IndexFolderError(f"cannot read {prod_path}: {exc}; {repair_hint(path, manifest)}") from None
         generation = (table.schema.metadata or {}).get(_GENERATION_KEY, b"").decode()
         if manifest.get("generation") and generation != manifest["generation"]:
             raise IndexFolderError(
                 f"index {path} is inconsistent: {PRODUCTS_FILE} and {MANIFEST_FILE} come from different runs "
-                "(was a write interrupted?); re-run `fashionrec index` to repair it"
+                f"(was a write interrupted?); {repair_hint(path, manifest)}"
             )
         expected = (int(manifest["count"]), int(manifest["dim"]))
         if embeddings.dtype != np.float32 or embeddings.ndim != 2 or embeddings.shape != expected:
             raise IndexFolderError(
                 f"{emb_path}: got {embeddings.dtype} array of shape {embeddings.shape}, "
-                f"expected float32 {expected} as {MANIFEST_FILE} says; re-run `fashionrec index` to repair it"
+                f"expected float32 {expected} as {MANIFEST_FILE} says; {repair_hint(path, manifest)}"
             )
         if table.num_rows != expected[0]:
             raise IndexFolderError(
-                f"{prod_path}: {table.num_rows} rows, expected {expected[0]}; re-run `fashionrec index` to repair it"
+                f"{prod_path}: {table.num_rows} rows, expected {expected[0]}; {repair_hint(path, manifest)}"
             )
         products = table.to_pandas()
         folder = cls(path, manifest, embeddings, products)
+        folder._check_ids()
         if check_finite:
-            bad = folder.non_finite_rows()
-            if len(bad):
-                raise IndexFolderError(folder._non_finite_message(bad))
+            scan = folder._scan()
+            if len(scan.non_finite):
+                raise IndexFolderError(folder._non_finite_message(scan.non_finite))
+            if len(scan.mismatched):
+                raise IndexFolderError(folder._checksum_message(scan.mismatched))
         return folder
+
+    def damaged_rows(self) -> np.ndarray:
+        """(m,) int64 positions of rows that cannot be trusted, ascending: a NaN or inf,
+        or in a block whose checksum does not match the manifest's (what ``fashionrec index`` re-embeds)."""
+        scan = self._scan()
+        rows = [scan.non_finite] + [np.arange(start, stop, dtype=np.int64) for start, stop in scan.mismatched]
+        return np.unique(np.concatenate(rows)) if len(rows) > 1 else scan.non_finite
+
+    def _checksums(self) -> dict[str, Any]:
+        """The manifest's ``checksums``, checked: ``{}`` for a folder written before checksums existed."""
+        sums = self.manifest.get("checksums")
+        if sums is None:
+            return {}
+        valid = (
+            sums.get("algorithm") == CHECKSUM_ALGORITHM
+            and _whole(sums.get("block_rows")) and sums["block_rows"] > 0 and _whole(sums.get("ids"))
+            and isinstance(sums.get("embeddings"), list) and all(_whole(v) for v in sums["embeddings"])
+        )
+        if not valid:
+            raise IndexFolderError(
+                f"{self.path / MANIFEST_FILE}: 'checksums' is not what fashionrec writes "
+                f"(algorithm {CHECKSUM_ALGORITHM!r}, block_rows, ids, embeddings); the manifest is damaged: "
+                f"{repair_hint(self.path, self.manifest)}"
+            )
+        return sums
+
+    def _scan(self) -> EmbeddingsScan:
+        sums = self._checksums()
+        return scan_embeddings(self.embeddings, expected=sums.get("embeddings"), block_rows=sums.get("block_rows"))
+
+    def _check_ids(self) -> None:
+        """Refuse a products file whose rows are not those the manifest's checksum was made of (shuffled, swapped)."""
+        sums = self._checksums()
+        if sums and ids_checksum(self.products["id"]) != sums["ids"]:
+            raise IndexFolderError(
+                f"index {self.path} is damaged: the product ids of {PRODUCTS_FILE} are not those, in that order, "
+                f"that {MANIFEST_FILE} records (rows shuffled, or the file replaced?), so vectors would be shown "
+                f"for the wrong products; {repair_hint(self.path, self.manifest)}"
+            )
+
+    def _checksum_message(self, mismatched: list[tuple[int, int]]) -> str:
+        first, last = mismatched[0]
+        return (
+            f"index {self.path} is damaged: {EMBEDDINGS_FILE} rows {first}-{last - 1} do not match their checksum "
+            f"in {MANIFEST_FILE} ({len(mismatched)} block(s) of rows differ: rows changed, shuffled or the file "
+            f"replaced); {repair_hint(self.path, self.manifest)}"
+        )
 
     def _non_finite_message(self, bad: np.ndarray) -> str:
         first = int(bad[0])
         values = np.asarray(self.embeddings[first])
         kinds = " and ".join(k for k, hit in (("NaN", np.isnan(values).any()), ("inf", np.isinf(values).any())) if hit)
-        root = self.catalog_root
-        command = f"fashionrec index {root if root else 'CATALOG'} --out {self.path}"
         return (
             f"index {self.path} is damaged: {EMBEDDINGS_FILE} row {first} (product id "
             f"{json_value(self.products['id'].iloc[first])}) holds {kinds}, and {len(bad)} of {len(self)} rows "
-            f"are not finite; re-run `{command}` to repair it"
+            f"are not finite; {repair_hint(self.path, self.manifest)}"
         )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def repair_hint(path: Path, manifest: Mapping[str, Any]) -> str:
+    """What to do about a damaged index folder: the `fashionrec index` command that repairs it."""
+    return f"re-run `fashionrec index {catalog_root_of(manifest)} --out {path}` to repair it"
 
 
 _CHECK_BYTES = 8 << 20
@@ -208,18 +272,65 @@ _CHECK_BYTES = 8 << 20
 def non_finite_rows(embeddings: np.ndarray) -> np.ndarray:
     """(m,) int64 positions of the rows of the (N, D) ``embeddings`` that hold a NaN or inf, ascending.
 
-    Reads the array once, a few megabytes at a time, so a memory map is
-    checked without being copied (see benchmarks/RESULTS.md for the cost).
+    Reads the array once, a few megabytes at a time (:func:`scan_embeddings`),
+    so a memory map is checked without being copied (see benchmarks/RESULTS.md for the cost).
     """
-    if embeddings.ndim != 2 or len(embeddings) == 0:
-        return np.zeros(0, np.int64)
-    rows = max(1, _CHECK_BYTES // max(1, embeddings.shape[1] * embeddings.itemsize))
-    bad = []
-    for start in range(0, len(embeddings), rows):
-        finite = np.isfinite(embeddings[start : start + rows]).all(axis=1)
+    return scan_embeddings(embeddings).non_finite
+
+
+CHECKSUM_ALGORITHM = "crc32"
+CHECKSUM_BLOCK_ROWS = 256
+"""Rows of ``embeddings.npy`` per checksum: a damaged row costs re-embedding at most this many images."""
+
+
+@dataclass(frozen=True)
+class EmbeddingsScan:
+    """What one pass over an (N, D) embeddings array found."""
+
+    non_finite: np.ndarray
+    """(m,) int64 positions of rows holding a NaN or inf, ascending."""
+    checksums: list[int]
+    """CRC-32 of each block of ``block_rows`` rows, in order (the last block may be shorter)."""
+    mismatched: list[tuple[int, int]]
+    """``(start, stop)`` row ranges of the blocks whose checksum differs from the expected one."""
+
+
+def scan_embeddings(
+    embeddings: np.ndarray, *, block_rows: int | None = None, expected: list[int] | None = None
+) -> EmbeddingsScan:
+    """Check every row of the (N, D) float32 ``embeddings`` for NaN/inf and checksum it, in one pass.
+
+    Reads a few megabytes at a time, so a memory map is checked without being
+    copied. ``expected`` (the manifest's block checksums) is compared when
+    given; a different number of blocks marks every block as mismatched.
+    ``block_rows`` defaults to :data:`CHECKSUM_BLOCK_ROWS`.
+    """
+    block_rows = block_rows or CHECKSUM_BLOCK_ROWS
+    n = len(embeddings) if embeddings.ndim == 2 else 0
+    width = embeddings.shape[1] * embeddings.itemsize if embeddings.ndim == 2 else 1
+    step = block_rows * max(1, _CHECK_BYTES // max(1, width * block_rows))  # whole blocks per pass
+    bad, sums = [], []
+    for start in range(0, n, step):
+        part = np.ascontiguousarray(embeddings[start : start + step])
+        finite = np.isfinite(part).all(axis=1)
         if not finite.all():
             bad.append(np.flatnonzero(~finite) + start)
-    return np.concatenate(bad).astype(np.int64) if bad else np.zeros(0, np.int64)
+        for offset in range(0, len(part), block_rows):
+            sums.append(zlib.crc32(memoryview(part[offset : offset + block_rows]).cast("B")))
+    non_finite = np.concatenate(bad).astype(np.int64) if bad else np.zeros(0, np.int64)
+    mismatched: list[tuple[int, int]] = []
+    if expected is not None:
+        blocks = [(start, min(start + block_rows, n)) for start in range(0, n, block_rows)]
+        if len(expected) != len(sums):
+            mismatched = blocks or [(0, 0)]
+        else:
+            mismatched = [block for block, got, want in zip(blocks, sums, expected) if got != want]
+    return EmbeddingsScan(non_finite, sums, mismatched)
+
+
+def ids_checksum(ids: pd.Series) -> int:
+    """CRC-32 of the product ids in row order (as text, one per line): detects shuffled or replaced rows."""
+    return zlib.crc32("\n".join(map(str, pd.Series(ids).tolist())).encode("utf-8"))
 
 
 def vector_ids(ids: pd.Series) -> np.ndarray:
@@ -262,7 +373,8 @@ def write_index(
         )
     if products.columns[0] != "id":
         raise IndexFolderError(f"cannot write index {path}: products must have 'id' first, got {list(products.columns)[:3]}")
-    bad = non_finite_rows(embeddings)
+    scan = scan_embeddings(embeddings, block_rows=CHECKSUM_BLOCK_ROWS)
+    bad = scan.non_finite
     if len(bad):
         raise IndexFolderError(
             f"cannot write index {path}: {len(bad)} of {len(embeddings)} vectors are not finite "
@@ -282,12 +394,18 @@ def write_index(
         "dim": int(embeddings.shape[1]),
         "count": int(embeddings.shape[0]),
         "dtype": "float32",
+        "checksums": {
+            "algorithm": CHECKSUM_ALGORITHM,
+            "block_rows": CHECKSUM_BLOCK_ROWS,  # as read at the call: tests use small blocks
+            "ids": ids_checksum(products["id"]),
+            "embeddings": scan.checksums,
+        },
     }
     table = pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _GENERATION_KEY: full["generation"].encode()})
 
     _adopt_flat_layout(path)
-    _remove_other_generations(path)  # unfinished generations of interrupted writes
+    remove_leftovers(path)  # of writes killed mid-way
     generation = path / GENERATIONS_DIR / full["generation"]
     generation.mkdir(parents=True)
     atomic_write(generation / EMBEDDINGS_FILE, lambda f: np.save(f, embeddings, allow_pickle=False))
@@ -296,8 +414,28 @@ def write_index(
     _fsync_dir(generation)
     _link_data_files(path)  # once per folder; they dangle until the first switch
     _switch_link(path / CURRENT_LINK, Path(GENERATIONS_DIR) / full["generation"])  # the one atomic step
+    crash_point("remove previous generations")
     _remove_other_generations(path)
     return full
+
+
+def remove_leftovers(path: str | os.PathLike) -> None:
+    """Delete what index writes killed mid-way left in the index folder ``path``, and restore its links.
+
+    That is every generation folder but the current one (unfinished, or
+    replaced but not yet removed) and the temporary files of this module's
+    writes (``.<data file or link>.<hex>.tmp``); the top-level links to
+    ``current/<file>`` are made again when missing. Call it only while holding
+    the folder's build lock, when no other write can be in progress.
+    """
+    path = Path(path)
+    if (path / CURRENT_LINK).is_symlink():
+        _link_data_files(path)
+    for name in (*DATA_FILES, CURRENT_LINK):
+        for leftover in path.glob(f".{name}.*.tmp"):
+            if leftover.is_symlink() or leftover.is_file():
+                leftover.unlink(missing_ok=True)
+    _remove_other_generations(path)
 
 
 def _switch_link(link: Path, target: Path) -> None:
@@ -305,6 +443,7 @@ def _switch_link(link: Path, target: Path) -> None:
     tmp = link.parent / f".{link.name}.{uuid.uuid4().hex[:12]}.tmp"
     os.symlink(target, tmp)
     try:
+        crash_point(f"switch link {link.name}")
         os.replace(tmp, link)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -47,12 +47,16 @@ MANIFEST_KEYS: dict[str, str] = {
     "precision": "inference precision (fp32, bf16)",
     "catalog": "root: catalog folder; where: attribute filter used to select products",
     "skipped": "products left out: list of {id, image, reason}",
+    "checksums": "algorithm (crc32), block_rows, embeddings: checksum of each block of rows, ids: of the ids in order",
 }
 """Keys of ``manifest.json`` and what they hold (documented in the README)."""
 
 REQUIRED_KEYS = ("format", "format_version", "backbone", "weights", "preprocessing", "dim", "count")
-COMPATIBILITY_KEYS = ("backbone", "weights", "preprocessing", "dim")
-"""Two sets of vectors may be mixed only when these manifest fields agree."""
+COMPATIBILITY_KEYS = ("backbone", "weights", "preprocessing")
+"""Two sets of vectors may be mixed only when these manifest fields agree.
+
+``dim`` follows from them: a manifest whose ``dim`` disagrees with its backbone
+is damaged (``fashionrec index`` rebuilds it), not an index of other settings."""
 
 
 def generation_dir(path: str | os.PathLike) -> Path:
@@ -80,32 +84,76 @@ def parse_manifest(path: Path, data: Path) -> dict[str, Any]:
     file, shown = data / MANIFEST_FILE, path / MANIFEST_FILE  # read the generation's, name the documented path
     if not path.is_dir():
         raise IndexFolderError(f"index folder {path} does not exist; build one with `fashionrec index CATALOG --out {path}`")
+    repair = f"re-run `fashionrec index CATALOG --out {path}` to repair it"
     if not file.is_file():
+        if (path / CURRENT_LINK).is_symlink():
+            raise IndexFolderError(f"index {path} is damaged: {CURRENT_LINK} points at a missing generation; {repair}")
+        if has_index_traces(path):
+            raise IndexFolderError(
+                f"index {path} is incomplete or damaged: {MANIFEST_FILE} is missing (a build interrupted, or files "
+                f"deleted); {repair} (it resumes an interrupted build)"
+            )
         raise IndexFolderError(f"{path} is not an index folder: {MANIFEST_FILE} is missing")
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise IndexFolderError(f"cannot read {shown}: {exc}") from None
+        raise IndexFolderError(f"cannot read {shown}: {exc}; the manifest is damaged: {repair}") from None
     if not isinstance(manifest, dict):
-        raise IndexFolderError(f"{shown}: expected a JSON object, got {type(manifest).__name__}")
+        raise IndexFolderError(f"{shown}: expected a JSON object, got {_json_type(manifest)}; "
+                               f"the manifest is damaged: {repair}")
+    repair = f"re-run `fashionrec index {catalog_root_of(manifest)} --out {path}` to repair it"
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
-        raise IndexFolderError(f"{shown}: missing keys {missing}")
+        raise IndexFolderError(f"{shown}: missing keys {missing}; the manifest is damaged: {repair}")
     if manifest["format"] != FORMAT_NAME:
         raise IndexFolderError(f"{shown}: format {manifest['format']!r}, expected {FORMAT_NAME!r}")
     if manifest["format_version"] != FORMAT_VERSION:
         raise IndexFolderError(
             f"{shown}: format_version {manifest['format_version']!r}; this fashionrec {__version__} reads {FORMAT_VERSION}"
         )
+    for key, kind in _TYPED_KEYS.items():
+        if key in manifest and not isinstance(manifest[key], kind):
+            value = manifest[key]
+            raise IndexFolderError(
+                f"{shown}: {key!r} is {json.dumps(value)[:60]} ({_json_type(value)}), expected {_json_name(kind)} "
+                f"({MANIFEST_KEYS[key]}); the manifest is damaged: {repair}"
+            )
     for key, least in _COUNT_KEYS.items():
         value = manifest[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise IndexFolderError(
                 f"{shown}: {key!r} is {json.dumps(value)} ({_json_type(value)}), expected a whole number >= {least} "
-                f"({MANIFEST_KEYS[key]}); the manifest is damaged: rebuild the index with "
-                f"`fashionrec index CATALOG --out {path}` into a new folder"
+                f"({MANIFEST_KEYS[key]}); the manifest is damaged: re-run `fashionrec index {catalog_root_of(manifest)} "
+                f"--out {path}` to rebuild it"
             )
     return manifest
+
+
+def catalog_root_of(manifest: Mapping[str, Any]) -> str:
+    """The catalog folder a manifest records, for the command that rebuilds its index ("CATALOG" when unknown)."""
+    catalog = manifest.get("catalog")
+    root = catalog.get("root") if isinstance(catalog, dict) else None
+    return root if isinstance(root, str) and root else "CATALOG"
+
+
+_INDEX_TRACES = (GENERATIONS_DIR, ".partial", "embeddings.npy", "products.parquet")
+"""Entries that make a folder without a manifest a damaged or unfinished index folder rather than another folder."""
+
+_TYPED_KEYS: dict[str, type | tuple[type, ...]] = {
+    "backbone": str, "weights": str, "preprocessing": dict, "generation": str,
+    "catalog": dict, "skipped": list, "checksums": dict,
+}
+"""Manifest keys whose JSON type is checked on load (when present), so a damaged one is named, not tripped over."""
+
+
+def has_index_traces(path: str | os.PathLike) -> bool:
+    """True when the folder ``path`` holds entries only an index folder has (a damaged or unfinished one, maybe)."""
+    return any(os.path.lexists(Path(path) / name) for name in (*_INDEX_TRACES, CURRENT_LINK, MANIFEST_FILE))
+
+
+def _json_name(kind) -> str:
+    """'a string', 'an object', ... for a Python type of :data:`_TYPED_KEYS`."""
+    return {str: "a string", dict: "an object", list: "an array"}[kind]
 
 
 _COUNT_KEYS = {"dim": 1, "count": 0}
@@ -149,6 +197,22 @@ def check_writable_folder(path: str | os.PathLike) -> Path:
     os.close(handle)
     os.unlink(probe)
     return path
+
+
+def is_foreign_format(path: str | os.PathLike) -> bool:
+    """True when the manifest of the index folder ``path`` parses and names another format or format version.
+
+    Such a folder was written by another tool or another fashionrec version:
+    it is refused, never rebuilt over. A manifest that does not parse, or
+    lacks these keys, is damaged instead (see :func:`read_manifest`).
+    """
+    try:
+        manifest = json.loads((generation_dir(path) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or "format" not in manifest or "format_version" not in manifest:
+        return False
+    return manifest["format"] != FORMAT_NAME or manifest["format_version"] != FORMAT_VERSION
 
 
 def check_compatible(existing: Mapping[str, Any], wanted: Mapping[str, Any], *, where: str) -> None:
