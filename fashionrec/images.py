@@ -13,14 +13,19 @@ Downloads are bounded too: connect/read timeouts and an overall deadline
 cannot stretch it; see :class:`_Watchdog`), a
 size cap enforced from ``Content-Length`` and again while streaming, a limited
 number of redirects (followed here, one hop at a time), an ``image/*`` (or
-generic) content type. With ``allow_private_urls=False`` — what a server
-fetching URLs given by strangers uses — every hop's host is resolved and
-refused unless all its addresses are public (not private, loopback,
-link-local, reserved, multicast or unspecified; IPv4-mapped, 6to4 and NAT64
-IPv6 addresses are judged by the IPv4 address they carry), and the connection
+generic) content type.
+
+Only public hosts are fetched unless the caller says otherwise
+(``allow_private_urls=True``, the ``--allow-private-urls`` of the command
+line, for intranet catalogs): every hop's host is resolved and refused
+unless all its addresses are public (not private, loopback, link-local,
+reserved, multicast or unspecified; IPv4-mapped, 6to4 and NAT64 IPv6
+addresses are judged by the IPv4 address they carry), and the connection
 itself goes only to an address that was checked, so a name that re-resolves
 to a private address between the check and the connection (DNS rebinding)
 is refused as well (through a proxy from the environment, the proxy connects).
+Local files are a separate switch: ``allow_files=False`` refuses them (a
+server taking sources from strangers), whatever the URL policy.
 
 Each failure is one :class:`~fashionrec.errors.ImageError` subclass (all are
 :class:`~fashionrec.errors.QueryError`) saying what was received and what was
@@ -37,7 +42,9 @@ expected:
 * :class:`~fashionrec.errors.ImageFetchError` — another network failure, an
   HTTP error status, too many redirects;
 * :class:`~fashionrec.errors.URLNotAllowedError` — not an http(s) URL, an
-  invalid one, or (when private URLs are not allowed) a non-public host;
+  invalid one, a local file when files are not allowed, or (when private URLs
+  are not allowed) a non-public host (:class:`PrivateHostError`, whose
+  message says how to allow it);
 * :class:`~fashionrec.errors.ImageError` — a missing or unreadable local file.
 """
 
@@ -103,7 +110,8 @@ def open_image(
     session: Any = None,
     max_redirects: int = DEFAULT_MAX_REDIRECTS,
     total_timeout: float | None = 60.0,
-    allow_private_urls: bool = True,
+    allow_private_urls: bool = False,
+    allow_files: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
     """Open a picture as an RGB :class:`PIL.Image.Image` of its own.
@@ -133,10 +141,13 @@ def open_image(
         moment the response headers arrive; headers trickled slower than the
         read timeout (but steadily) can outlast it there.
     allow_private_urls:
-        True (the default, for the command line and Python callers): any
-        reachable host may be fetched. False (a server taking URLs from
-        strangers): only public http(s) URLs are fetched, checked at every
-        redirect hop, and local paths are refused too.
+        False (the default): only hosts whose addresses are all public are
+        fetched, checked at every redirect hop, and a refused one raises
+        :class:`PrivateHostError`. True (an intranet catalog): private,
+        loopback, link-local and reserved addresses may be fetched too.
+    allow_files:
+        True (the default): a local path is read. False (a server taking
+        sources from strangers): local paths are refused, only URLs are fetched.
     max_pixels:
         Most pixels (width x height) a picture may declare; checked from the
         header before decoding. None leaves only Pillow's own guard.
@@ -162,9 +173,9 @@ def open_image(
             raise URLNotAllowedError(
                 f"unsupported image URL {source!r}; expected an http:// or https:// URL or a local file"
             )
-        if not allow_private_urls:
+        if not allow_files:
             raise URLNotAllowedError(
-                f"local file {str(source)!r} refused: expected an http:// or https:// URL of a public host"
+                f"local file {str(source)!r} refused: expected an http:// or https:// URL"
             )
         path = Path(source).expanduser()
         if not path.exists():
@@ -219,6 +230,30 @@ class TooManyPixelsError(ImageTooLargeError):
     def detail(self) -> str:
         """``"W x H = N pixels, at most M"``."""
         return f"{self.width} x {self.height} = {self.width * self.height:,} pixels, at most {self.max_pixels:,}"
+
+
+class PrivateHostError(URLNotAllowedError):
+    """A URL, or one of its redirect hops, whose host resolves to a non-public address: refused unfetched.
+
+    ``what`` names the URL or connection, ``host`` its host and ``addresses`` the
+    non-public addresses it resolves to (empty when it resolves to none). The
+    message ends with ``hint``, how to allow such hosts; :meth:`with_hint`
+    gives the same error worded for another interface (the command line's
+    option, or nothing a web client could act on).
+    """
+
+    DEFAULT_HINT = "pass allow_private_urls=True (--allow-private-urls on the command line) for intranet hosts"
+
+    def __init__(self, what: str, host: str, addresses: list[str], hint: str = DEFAULT_HINT):
+        self.what, self.host, self.addresses, self.hint = what, host, list(addresses), hint
+        super().__init__(
+            f"{what} refused: host {host!r} resolves to non-public address {', '.join(self.addresses) or 'none'} "
+            f"(private, loopback, link-local and reserved addresses are not fetched by default); {hint}"
+        )
+
+    def with_hint(self, hint: str) -> PrivateHostError:
+        """The same refusal, its message ending with ``hint`` instead."""
+        return PrivateHostError(self.what, self.host, self.addresses, hint)
 
 
 def check_pixels(size: tuple[int, int], max_pixels: int | None, what: str) -> None:
@@ -352,17 +387,19 @@ def _public_addresses(host: str, port: int, what: str, timeout: float | None) ->
         raise ImageFetchError(f"cannot fetch {what}: resolving host {host!r} failed ({exc})") from None
     refused = [a for a in addresses if not _address_allowed(a)]
     if refused or not addresses:
-        raise URLNotAllowedError(
-            f"{what} refused: host {host!r} resolves to non-public address {', '.join(refused) or 'none'}; "
-            "expected a public host (private, loopback, link-local and reserved addresses are not fetched)"
-        )
+        raise PrivateHostError(what, host, refused)
     return addresses
 
 
-def _check_url(url: str, *, allow_private: bool, timeout: float | None) -> None:
-    """Refuse a URL (one hop) that is not http(s) or, unless ``allow_private``, whose host is not public."""
+def _check_url(url: str, *, allow_private: bool, timeout: float | None, origin: str | None = None) -> None:
+    """Refuse a URL (one hop) that is not http(s) or, unless ``allow_private``, whose host is not public.
+
+    ``origin`` is the URL first asked for when ``url`` is a redirect hop: a refusal names both.
+    """
     from urllib3.exceptions import LocationParseError
     from urllib3.util import parse_url
+
+    redirected = origin is not None and origin != url
 
     try:
         parts = parse_url(url)  # how requests/urllib3 will read it, so both agree on the host
@@ -370,12 +407,14 @@ def _check_url(url: str, *, allow_private: bool, timeout: float | None) -> None:
         raise URLNotAllowedError(f"invalid image URL {url!r}: {exc}") from None
     scheme = (parts.scheme or "").lower()
     if scheme not in ("http", "https") or not parts.host:
-        raise URLNotAllowedError(f"image URL {url!r} refused: expected an http:// or https:// URL with a host")
+        where = f"{origin} redirected to {url!r}" if redirected else repr(url)
+        raise URLNotAllowedError(f"image URL {where} refused: expected an http:// or https:// URL with a host")
     if allow_private:
         return
     host = parts.host.strip("[]")
     port = parts.port or (443 if scheme == "https" else 80)
-    _public_addresses(host, port, f"image URL {url}", timeout)
+    what = f"image URL {origin} redirected to {url}" if redirected else f"image URL {url}"
+    _public_addresses(host, port, what, timeout)
 
 
 def _connect_timeout(timeout: float | tuple[float, float]) -> float | None:
@@ -459,6 +498,23 @@ def _adapter_class(public_only: bool):
 
 _WATCHED = threading.local()
 """``_WATCHED.watchdog``: the :class:`_Watchdog` of the download running in this thread, if any."""
+
+
+class _CutHeadersFilter(logging.Filter):
+    """Drops urllib3's "Failed to parse headers" warning (with its traceback) for headers this
+    module's watchdog cut short at the deadline: the download ends in a timeout error that says
+    so. The same warning from any other request is left alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        watchdog = getattr(_WATCHED, "watchdog", None)
+        cut = watchdog is not None and watchdog.fired
+        return not (cut and str(record.msg).startswith("Failed to parse headers"))
+
+
+@functools.lru_cache(maxsize=None)
+def _quiet_cut_headers() -> None:
+    """Attach :class:`_CutHeadersFilter` to urllib3's connection logger, once per process."""
+    logging.getLogger("urllib3.connection").addFilter(_CutHeadersFilter())
 
 
 class _Watchdog:
@@ -555,11 +611,12 @@ def _download(
     session: Any,
     max_redirects: int,
     total_timeout: float | None,
-    allow_private_urls: bool = True,
+    allow_private_urls: bool,
 ) -> bytes:
     """The body of ``url``, following redirects here (each hop checked), within every bound."""
     import requests
 
+    _quiet_cut_headers()
     own = session is None
     if own:
         session = _own_session(public_only=not allow_private_urls)
@@ -572,7 +629,8 @@ def _download(
                 for _ in range(hops_allowed + 1):
                     _check_deadline(url, start, total_timeout)
                     hop_timeout = _within_deadline(timeout, start, total_timeout)
-                    _check_url(current, allow_private=allow_private_urls, timeout=_connect_timeout(hop_timeout))
+                    _check_url(current, allow_private=allow_private_urls, timeout=_connect_timeout(hop_timeout),
+                               origin=url)
                     response = _get(session, current, url, hop_timeout, hops_allowed)
                     watchdog.watch_response(response)
                     try:

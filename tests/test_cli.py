@@ -158,6 +158,48 @@ def test_recommend_table_and_errors(index_dir):
     assert_one_line_error(invoke("recommend", index_dir.parent / "nope", "--id", 1), "does not exist")
 
 
+def test_recommend_by_photo_file_and_private_url(index_dir):
+    """Local files are read by default; a URL of a private host (here 127.0.0.1) only with --allow-private-urls."""
+    import http.server
+    import threading
+    from functools import partial
+
+    index = IndexFolder.load(index_dir)
+    row = 3
+    product = int(index.products["id"].iloc[row])
+    photo = index.catalog_root / index.products["image"].iloc[row]
+    by_file = invoke("recommend", index_dir, "--image", photo, "-k", 3, "--json")
+    assert by_file.exit_code == 0, by_file.output
+    expected = json.loads(by_file.stdout)["results"]
+    assert expected[0]["id"] == product and expected[0]["distance"] < 1e-5
+
+    requested = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requested.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(photo.parent)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/{photo.name}"
+    try:
+        refused = invoke("recommend", index_dir, "--image", url, "-k", 3, "--json")
+        assert_one_line_error(refused, f"image URL {url} refused", "non-public address 127.0.0.1",
+                              "pass --allow-private-urls for intranet hosts")
+        assert len((refused.stderr or refused.output).strip().splitlines()) == 1
+        assert requested == []  # refused before connecting
+        allowed = invoke("recommend", index_dir, "--image", url, "-k", 3, "--json", "--allow-private-urls")
+        assert allowed.exit_code == 0, allowed.output
+        assert requested == [f"/{photo.name}"]
+        assert json.loads(allowed.stdout) == {"query": {"image": url}, "results": expected}
+    finally:
+        server.shutdown()
+        server.server_close()
+    for bad in ("0", "-1", "nan"):
+        assert_one_line_error(invoke("recommend", index_dir, "--image", url, "--url-timeout", bad),
+                              f"--url-timeout {float(bad)}", "seconds above 0")
+
+
 def test_evaluate_json(index_dir, tmp_path):
     result = invoke("evaluate", index_dir, "-k", 5, "--json", "--out", tmp_path / "ev")
     assert result.exit_code == 0, result.output

@@ -415,6 +415,8 @@ class StubRecommender:
     RANKINGS = {10: [10, 20, 30, 40], 20: [30, 20, 10, 40], 30: [10, 20, 40, 30]}
     COLOURS = {10: (210, 20, 20), 20: (20, 210, 20), 30: (20, 20, 210)}
 
+    allow_private_urls = False
+
     def __init__(self, folder):
         self.products = pd.DataFrame({"id": [10, 20, 30, 40]})
         self.index = SimpleNamespace(path=folder)
@@ -442,6 +444,13 @@ def test_photo_queries_hand_computed(tmp_path):
     assert result.overall == pytest.approx({"hit@1": 1 / 3, "recall@2": 2 / 3, "MRR": (1 + 1 / 2) / 3})
     # a random ranking of 4 products: first w.p. 1/4, top 2 w.p. 2/4, E[1/rank within 2] = (1 + 1/2) / 4
     assert result.chance == pytest.approx({"hit@1": 0.25, "recall@2": 0.5, "MRR": 0.375})
+
+
+def test_photo_queries_leave_out_a_product_whose_image_cannot_be_opened(tmp_path):
+    rec = StubRecommender(tmp_path)
+    rec.images[30].unlink()  # listed, but gone from the disk
+    result = evaluate_photo_queries(rec, n=10, k=2, seed=0)
+    assert result.n_queries == 2 and sorted(result.ranks) == [1, 2]
 
 
 def test_photo_queries_errors(tmp_path):

@@ -28,7 +28,7 @@ from fashionrec.errors import (
     QueryError,
     URLNotAllowedError,
 )
-from fashionrec.images import DEFAULT_MAX_PIXELS, decode_image, is_url, open_image
+from fashionrec.images import DEFAULT_MAX_PIXELS, PrivateHostError, decode_image, is_url, open_image
 
 
 def png_bytes(size=(6, 4), colour=(10, 120, 200)) -> bytes:
@@ -194,13 +194,13 @@ def test_local_errors(tmp_path):
 
 
 def test_url_good(server):
-    image = open_image(server + "/good.png")
+    image = open_image(server + "/good.png", allow_private_urls=True)
     assert image.size == (6, 4) and image.getpixel((0, 0)) == (10, 120, 200)
-    assert open_image(server + "/good-charset").size == (6, 4)
-    assert open_image(server + "/once").size == (6, 4)  # one redirect is fine
+    assert open_image(server + "/good-charset", allow_private_urls=True).size == (6, 4)
+    assert open_image(server + "/once", allow_private_urls=True).size == (6, 4)  # one redirect is fine
     # Generic or missing content types are decoded and judged by their bytes.
-    assert open_image(server + "/octet").size == (6, 4)
-    assert open_image(server + "/no-type").size == (6, 4)
+    assert open_image(server + "/octet", allow_private_urls=True).size == (6, 4)
+    assert open_image(server + "/no-type", allow_private_urls=True).size == (6, 4)
 
 
 @pytest.mark.parametrize(
@@ -217,22 +217,22 @@ def test_url_good(server):
 )
 def test_url_errors(server, path, error, message):
     with pytest.raises(error, match=message):
-        open_image(server + path)
+        open_image(server + path, allow_private_urls=True)
 
 
 def test_url_too_large(server):
     with pytest.raises(ImageTooLargeError, match="too large: Content-Length 1000000000 bytes"):
-        open_image(server + "/big-declared", max_bytes=1000)
+        open_image(server + "/big-declared", allow_private_urls=True, max_bytes=1000)
     with pytest.raises(ImageTooLargeError, match="too large: more than 1000 bytes"):
-        open_image(server + "/big-chunked", max_bytes=1000)
-    assert open_image(server + "/big-chunked").size == (400, 400)  # under the default cap
+        open_image(server + "/big-chunked", allow_private_urls=True, max_bytes=1000)
+    assert open_image(server + "/big-chunked", allow_private_urls=True).size == (400, 400)  # under the default cap
 
 
 @pytest.mark.parametrize("path", ["/slow-headers", "/slow-body"])
 def test_url_timeout(server, path):
     started = time.monotonic()
     with pytest.raises(ImageFetchTimeoutError, match="timed out"):
-        open_image(server + path, timeout=(1.0, 0.3))
+        open_image(server + path, allow_private_urls=True, timeout=(1.0, 0.3))
     assert time.monotonic() - started < 1.4
 
 
@@ -240,7 +240,7 @@ def test_url_overall_deadline(server):
     """A server that answers within each read timeout but too slowly overall is cut off at the deadline."""
     started = time.monotonic()
     with pytest.raises(ImageFetchTimeoutError, match="download took over 0.5 s"):
-        open_image(server + "/slow-body", timeout=(1.0, 3.0), total_timeout=0.5)
+        open_image(server + "/slow-body", allow_private_urls=True, timeout=(1.0, 3.0), total_timeout=0.5)
     assert time.monotonic() - started < 2.5
 
 
@@ -249,7 +249,7 @@ def test_overall_deadline_holds_whatever_the_server_does(server, path):
     """A server trickling one byte every 0.3 s never trips the read timeout, yet the call ends at the deadline."""
     started = time.monotonic()
     with pytest.raises(ImageFetchTimeoutError, match=rf"timed out fetching {server}{path}: download took over 1.5 s"):
-        open_image(server + path, timeout=(1.0, 3.0), total_timeout=1.5)
+        open_image(server + path, allow_private_urls=True, timeout=(1.0, 3.0), total_timeout=1.5)
     assert time.monotonic() - started < 1.5 + 0.8
 
 
@@ -258,7 +258,7 @@ def test_overall_deadline_holds_with_a_callers_session_too(server):
 
     started = time.monotonic()
     with requests.Session() as session, pytest.raises(ImageFetchTimeoutError, match="download took over 1.5 s"):
-        open_image(server + "/trickle-body", session=session, timeout=(1.0, 3.0), total_timeout=1.5)
+        open_image(server + "/trickle-body", allow_private_urls=True, session=session, timeout=(1.0, 3.0), total_timeout=1.5)
     assert time.monotonic() - started < 1.5 + 0.8
 
 
@@ -277,7 +277,7 @@ def test_connection_refused():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(ImageFetchError, match=f"cannot fetch http://127.0.0.1:{port}/a.png"):
-        open_image(f"http://127.0.0.1:{port}/a.png", timeout=(1, 1))
+        open_image(f"http://127.0.0.1:{port}/a.png", allow_private_urls=True, timeout=(1, 1))
 
 
 def test_session_is_used(server):
@@ -286,7 +286,7 @@ def test_session_is_used(server):
     with requests.Session() as session:
         session.max_redirects = 0
         with pytest.raises(QueryError, match="too many redirects"):
-            open_image(server + "/once", session=session)
+            open_image(server + "/once", allow_private_urls=True, session=session)
 
 
 def test_transparent_photo_is_queried_on_white_like_the_index_sees_it(tmp_path):
@@ -359,9 +359,9 @@ def test_pixel_cap_applies_to_files_and_urls(server, tmp_path):
     with pytest.raises(ImageTooLargeError, match=f"image file {path} is too large"):
         open_image(path)
     with pytest.raises(ImageTooLargeError, match=f"image at {server}/bomb.png is too large"):
-        open_image(server + "/bomb.png")
+        open_image(server + "/bomb.png", allow_private_urls=True)
     with pytest.raises(ImageTooLargeError, match="24 pixels, expected at most 10"):
-        open_image(server + "/good.png", max_pixels=10)
+        open_image(server + "/good.png", allow_private_urls=True, max_pixels=10)
 
 
 # ---------------------------------------------------------------- which URLs may be fetched
@@ -374,8 +374,12 @@ def test_private_urls_are_refused_before_any_request(server):
                 f"http://2130706433:{port}/good.png"):  # 127.0.0.1 written as a number
         with pytest.raises(URLNotAllowedError, match="resolves to non-public address"):
             open_image(url, allow_private_urls=False)
+    with pytest.raises(PrivateHostError, match="pass allow_private_urls=True .* for intranet hosts") as caught:
+        open_image(server + "/good.png")  # the default, for every caller
+    assert caught.value.host == "127.0.0.1" and caught.value.addresses == ["127.0.0.1"]
+    assert "\n" not in str(caught.value)
     assert SEEN == []  # refused before connecting
-    assert open_image(server + "/good.png", allow_private_urls=True).size == (6, 4)  # the CLI's default
+    assert open_image(server + "/good.png", allow_private_urls=True).size == (6, 4)  # an intranet catalog
     assert SEEN == ["/good.png"]
 
 
@@ -385,8 +389,10 @@ def test_not_http_or_local_paths_are_refused(tmp_path):
     path = tmp_path / "a.png"
     path.write_bytes(GOOD)
     assert open_image(path).size == (6, 4)
-    with pytest.raises(URLNotAllowedError, match="local file .* refused: expected an http:// or https:// URL"):
-        open_image(path, allow_private_urls=False)  # a server's caller: its paths are as private as its hosts
+    assert open_image(path, allow_private_urls=False).size == (6, 4)  # the URL policy says nothing about files
+    for source in (path, str(path)):
+        with pytest.raises(URLNotAllowedError, match="local file .* refused: expected an http:// or https:// URL"):
+            open_image(source, allow_files=False)  # a server's caller: its paths are files of the server
 
 
 @pytest.fixture
@@ -406,6 +412,8 @@ def test_public_host_redirecting_to_a_private_one_is_refused(server, fake_public
     with pytest.raises(URLNotAllowedError, match=f"http://127.0.0.2:{port}/good.png refused: host '127.0.0.2'"):
         open_image(f"http://shop.test:{port}/to-private", allow_private_urls=False)
     assert SEEN == ["/to-private"]  # the private hop was never requested
+    with pytest.raises(PrivateHostError, match="host '127.0.0.2'"):
+        open_image(f"http://shop.test:{port}/to-private")  # the default policy, at the redirect hop too
     with pytest.raises(URLNotAllowedError, match="ftp://"):
         open_image(f"http://shop.test:{port}/to-ftp", allow_private_urls=False)
     with pytest.raises(ImageFetchError, match="refused") as caught:  # allowed: followed, and nobody listens there

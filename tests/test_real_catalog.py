@@ -135,7 +135,8 @@ def test_recommend_by_photo_file_and_url(wf_index, shared_catalog, tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_port}/{product}.jpg"
         png = tmp_path / "by-url.png"
-        result = runner.invoke(app, ["recommend", str(wf_index), "--image", url, "-k", "3", "--json", "--plot", str(png)])
+        result = runner.invoke(app, ["recommend", str(wf_index), "--image", url, "-k", "3", "--json", "--plot", str(png),
+                                     "--allow-private-urls"])  # 127.0.0.1 stands for an intranet host
     finally:
         server.shutdown()
     assert result.exit_code == 0, result.output

@@ -218,6 +218,42 @@ def test_similar_to_image(rec, index_dir, tmp_path):
         rec.similar_to_image(tmp_path / "nope.png")
 
 
+def test_photo_urls_of_private_hosts_are_refused_unless_allowed(index_dir, tmp_path):
+    """A Recommender fetches public hosts only, unless made for an intranet catalog (allow_private_urls=True)."""
+    import http.server
+    import threading
+    from functools import partial
+
+    from fashionrec.images import PrivateHostError
+
+    row = 13
+    colour = tuple(int(round(c * 255)) for c in Recommender.load(index_dir).index.embeddings[row])
+    (tmp_path / "www").mkdir()
+    Image.new("RGB", (5, 5), colour).save(tmp_path / "www" / "q.png")
+    requested = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requested.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(tmp_path / "www")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/q.png"
+    try:
+        strict = Recommender.load(index_dir, embedder=MeanColour())
+        for call in (strict.similar_to_image, strict.image_recommendations):
+            with pytest.raises(PrivateHostError, match=f"image URL {url} refused: host '127.0.0.1'.*allow_private_urls=True"):
+                call(url, k=3)
+        assert requested == []  # refused before connecting
+        intranet = Recommender.load(index_dir, embedder=MeanColour(), allow_private_urls=True)
+        got = intranet.similar_to_image(url, k=3)
+        assert int(got["id"][0]) == int(intranet.products["id"][row])
+        assert intranet.image_recommendations(url, k=3).query.image == url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_embedder_shape_checked(index_dir):
     class Wrong:
         def embed(self, images):

@@ -426,7 +426,8 @@ def test_figure_grows_with_the_number_of_tiles(tmp_path):
 
 def test_plot_url_unreachable_gives_placeholder(tmp_path):
     out = plot_recommendations(
-        "http://127.0.0.1:9/nothing.png", "query", [], tmp_path / "one.png", image_options={"timeout": (0.5, 0.5)}
+        "http://127.0.0.1:9/nothing.png", "query", [], tmp_path / "one.png",
+        image_options={"timeout": (0.5, 0.5), "allow_private_urls": True},  # reached, and nobody listens there
     )
     assert PLACEHOLDER_GREY in {tuple(p) for p in png_pixels(out).reshape(-1, 3)[::5]}
 
@@ -461,3 +462,41 @@ def test_recommendation_figure(tmp_path):
     with pytest.raises(QueryError, match="neither a product id"):
         recommendation_figure(rec, results, 3.5, tmp_path / "fig4.png")
     assert not (tmp_path / "fig4.png").exists()
+
+
+def test_recommendation_figure_fetches_private_links_only_when_allowed(tmp_path, caplog):
+    """Product pictures known only by a link on a private host: a placeholder saying how to allow it,
+    or the picture itself from a Recommender made for an intranet catalog."""
+    import http.server
+    import threading
+    from functools import partial
+
+    www = tmp_path / "www"
+    www.mkdir()
+    colours = {5: (250, 0, 0), 3: (0, 0, 250)}
+    for pid, colour in colours.items():
+        Image.new("RGB", (6, 8), colour).save(www / f"{pid}.png")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler,
+                                                                       directory=str(www)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        products = pd.DataFrame({"id": pd.array(list(colours), dtype="Int64"),
+                                 "image": ["images/none.png"] * 2,  # no local file: the link is used
+                                 "link": [f"{base}/{pid}.png" for pid in colours]})
+        X = np.array(list(colours.values()), dtype=np.float32) / 255
+        write_index(tmp_path / "idx", X, products, {"backbone": "fake", "weights": "none", "preprocessing": {},
+                                                    "catalog": {"root": str(tmp_path / "no-catalog")}})
+        strict = Recommender.load(tmp_path / "idx")
+        with caplog.at_level("WARNING", logger="fashionrec.reports.pictures"):
+            shown = {tuple(p) for p in png_pixels(recommendation_figure(
+                strict, strict.similar(5, k=1), 5, tmp_path / "strict.png")).reshape(-1, 3)}
+        assert PLACEHOLDER_GREY in shown and not set(colours.values()) & shown
+        assert f"{base}/5.png refused" in caplog.text and "--allow-private-urls" in caplog.text
+        intranet = Recommender.load(tmp_path / "idx", allow_private_urls=True)
+        shown = {tuple(p) for p in png_pixels(recommendation_figure(
+            intranet, intranet.similar(5, k=1), 5, tmp_path / "intranet.png")).reshape(-1, 3)}
+        assert set(colours.values()) <= shown
+    finally:
+        server.shutdown()
+        server.server_close()

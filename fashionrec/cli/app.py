@@ -78,7 +78,7 @@ def _configure(
     # messages) go through logging and show only with -v, never as raw warning text on stderr.
     logging.captureWarnings(True)
     quiet = logging.INFO if verbose else logging.ERROR
-    for name in ("py.warnings", "PIL", "matplotlib"):
+    for name in ("py.warnings", "PIL", "matplotlib", "urllib3"):
         logging.getLogger(name).setLevel(quiet)
 
 

@@ -74,12 +74,20 @@ def index(
     runtime: Annotated[str, typer.Option(help="auto, torch, onnxruntime or openvino.")] = "auto",
     preprocessing: Annotated[Optional[str], typer.Option(help="crop or pad (default: the backbone's).")] = None,
     precision: Annotated[Optional[str], typer.Option(help="fp32 (default) or bf16 (OpenVINO; faster, less exact).")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option(
+        help="Skip image files that declare more pixels (width x height) than this, read from the header "
+             "before decoding. Default: 50,000,000.")] = None,
+    follow_links: Annotated[bool, typer.Option(
+        "--follow-links", help="Also read image files that are symbolic links to files outside the catalog folder.")] = False,
+    checkpoint_every: Annotated[Optional[int], typer.Option(
+        help="Images embedded between two checkpoints (what an interrupted run can lose at most). Default: 256.")] = None,
 ) -> None:
     """Embed catalog images into an index folder (resumable, incremental)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..catalog import load_catalog, parse_where
-    from ..embedding import ImageEmbedder, build_index
+    from ..embedding import CHECKPOINT_EVERY, ImageEmbedder, build_index
+    from ..images import DEFAULT_MAX_PIXELS
     from ..index.manifest import check_writable_folder
 
     # Cheap checks first: a mistake in an option or in --out must not wait for the model or the images.
@@ -88,13 +96,18 @@ def index(
     if workers is not None and workers < 0:
         raise FashionrecError(f"--workers {workers}: expected a whole number of decoding threads, "
                                "1 or more (or 0 for the default: up to 4)")
+    if max_pixels is not None and max_pixels < 1:
+        raise FashionrecError(f"--max-pixels {max_pixels}: expected a whole number of pixels, 1 or more")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise FashionrecError(f"--checkpoint-every {checkpoint_every}: expected a whole number of images, 1 or more")
     filters = parse_where(where)
     check_writable_folder(out)
     cat = load_catalog(catalog)
     embedder = ImageEmbedder(backbone, weights=weights, runtime=runtime, precision=precision,
-                             preprocessing=_preprocessing(backbone, preprocessing))
+                             preprocessing=_preprocessing(backbone, preprocessing),
+                             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     embedder.settings()  # load the model first: missing weights fail before any progress bar
-    with Progress(
+    bar = Progress(
         TextColumn("[bold]embedding[/]"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -104,16 +117,22 @@ def index(
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
-    ) as bar:
-        task = bar.add_task("embed", total=None, rate="")
+    )
+    task = bar.add_task("embed", total=None, rate="")
 
-        def on_progress(done: int, total: int) -> None:
-            elapsed = bar.tasks[task].elapsed or 0.0
-            rate = f"{done / elapsed:,.1f} img/s" if elapsed > 0 else ""
-            bar.update(task, completed=done, total=total, rate=rate)
+    def on_progress(done: int, total: int) -> None:
+        if not bar.live.is_started:  # shown once there is work: an error or "up to date" prints no empty bar
+            bar.start()
+        elapsed = bar.tasks[task].elapsed or 0.0
+        rate = f"{done / elapsed:,.1f} img/s" if elapsed > 0 else ""
+        bar.update(task, completed=done, total=total, rate=rate)
 
-        summary = build_index(cat, out, embedder=embedder, where=filters, batch_size=batch_size,
-                              workers=workers, progress=on_progress)
+    try:
+        summary = build_index(cat, out, embedder=embedder, where=filters, batch_size=batch_size, workers=workers,
+                              progress=on_progress, checkpoint_every=checkpoint_every or CHECKPOINT_EVERY,
+                              follow_links=follow_links)
+    finally:
+        bar.stop()
     print_index_summary(summary)
 
 
@@ -148,6 +167,10 @@ def backbones() -> None:
 # --------------------------------------------------------------------------- recommend
 
 
+PRIVATE_URL_HINT = "pass --allow-private-urls for intranet hosts"
+"""How a refused private-host URL's error ends on the command line."""
+
+
 @cli_command
 def recommend(
     index_dir: Annotated[Path, typer.Argument(metavar="INDEX_DIR", help="Index folder built by `fashionrec index`.")],
@@ -160,28 +183,40 @@ def recommend(
     plot: Annotated[Optional[Path], typer.Option(help="Write a PNG with the query and its recommendations.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Weights file the index was built with (photo queries).")] = None,
     catalog: Annotated[Optional[Path], typer.Option(help="Catalog folder for pictures, if it moved since indexing.")] = None,
+    allow_private_urls: Annotated[bool, typer.Option(
+        "--allow-private-urls", help="Let image URLs reach private, loopback and link-local addresses (intranet catalogs).")] = False,
+    url_timeout: Annotated[float, typer.Option(
+        "--url-timeout", metavar="SECONDS", help="Most seconds one picture URL may take to download, redirects included.")] = 60.0,
 ) -> None:
     """Recommend the products most similar to a catalog product or a photo."""
     from ..catalog import find_catalog_root, parse_where
+    from ..images import PrivateHostError
     from ..recommend import Recommender
 
     if (product_id is None) == (image is None):
         raise FashionrecError("give exactly one of --id ID or --image PATH_OR_URL")
+    if not 0 < url_timeout < float("inf"):
+        raise FashionrecError(f"--url-timeout {url_timeout}: expected a number of seconds above 0")
     filters = parse_where(where)
-    rec = Recommender.load(index_dir, weights=weights, catalog_root=find_catalog_root(catalog) if catalog else None)
+    rec = Recommender.load(index_dir, weights=weights, catalog_root=find_catalog_root(catalog) if catalog else None,
+                           allow_private_urls=allow_private_urls)
     if product_id is not None:
         results = rec.similar(product_id, k=k, where=filters, metric=metric)
         query: dict[str, Any] = rec.query_product(product_id)
     else:
         from ..images import open_image
 
-        picture = open_image(image)  # once: a URL is fetched for the search and the plot alike
+        try:  # once: a URL is fetched for the search and the plot alike
+            picture = open_image(image, allow_private_urls=allow_private_urls, total_timeout=url_timeout)
+        except PrivateHostError as exc:
+            raise exc.with_hint(PRIVATE_URL_HINT) from None
         results = rec.similar_to_image(picture, k=k, where=filters, metric=metric)
         query = {"image": image}
     if plot is not None:
         from ..reports import recommendation_figure
 
-        recommendation_figure(rec, results, product_id if product_id is not None else picture, plot)
+        recommendation_figure(rec, results, product_id if product_id is not None else picture, plot,
+                              image_options={"total_timeout": url_timeout})
     if as_json:
         from ..recommend import Recommendations
 

@@ -114,6 +114,7 @@ def evaluate_photo_queries(
     was taken of is recorded. Raises :class:`QueryError` when ``n`` or ``k`` is
     below 1 or no image could be opened.
     """
+    from ..errors import ImageError
     from ..images import open_image
 
     started = time.perf_counter()
@@ -128,7 +129,12 @@ def evaluate_photo_queries(
         source = rec.image_source(ids[row])
         if source is None:
             continue
-        photo = rephotograph(open_image(source), rng)
+        try:  # a catalog image that went missing, or a link that cannot be fetched, leaves its product out
+            picture = open_image(source, allow_private_urls=rec.allow_private_urls)
+        except ImageError as exc:
+            log.warning("photo queries: leaving out product %s: %s", ids[row], exc)
+            continue
+        photo = rephotograph(picture, rng)
         found = rec.similar_to_image(photo, k=k, metric=metric)["id"].tolist()
         ranks.append(found.index(ids[row]) + 1 if ids[row] in found else None)
     if not ranks:

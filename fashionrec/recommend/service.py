@@ -80,6 +80,12 @@ class Recommender:
         Name of the search engine (see :func:`fashionrec.search.list_engines`);
         an engine saved in the index folder (``engines/<name>/``) is opened,
         otherwise one is built over the index's vectors.
+    allow_private_urls:
+        Whether picture URLs (photo queries, and the product pictures
+        :func:`~fashionrec.reports.recommendation_figure` draws) may reach
+        private, loopback, link-local or reserved addresses, for an intranet
+        catalog. Off by default: such a URL raises
+        :class:`~fashionrec.images.PrivateHostError`, checked at every redirect.
     """
 
     def __init__(
@@ -90,8 +96,10 @@ class Recommender:
         catalog_root: str | os.PathLike | None = None,
         weights: str | os.PathLike | None = None,
         engine: str = DEFAULT_ENGINE,
+        allow_private_urls: bool = False,
     ):
         self.index = index
+        self.allow_private_urls = bool(allow_private_urls)
         self.embedder = embedder
         self.weights = weights
         self.engine_name = engine_class(engine).name  # unknown names fail here, not on the first query
@@ -130,9 +138,11 @@ class Recommender:
         catalog_root: str | os.PathLike | None = None,
         embedder: Any = None,
         engine: str = DEFAULT_ENGINE,
+        allow_private_urls: bool = False,
     ) -> Recommender:
-        """Open an index folder (memory-mapped) for recommendations."""
-        return cls(IndexFolder.load(path), embedder=embedder, catalog_root=catalog_root, weights=weights, engine=engine)
+        """Open an index folder (memory-mapped) for recommendations; options as for the constructor."""
+        return cls(IndexFolder.load(path), embedder=embedder, catalog_root=catalog_root, weights=weights, engine=engine,
+                   allow_private_urls=allow_private_urls)
 
     def __len__(self) -> int:
         return len(self.products)
@@ -161,7 +171,12 @@ class Recommender:
         where: Mapping[str, Any] | None = None,
         metric: str = "euclidean",
     ) -> pd.DataFrame:
-        """The ``k`` products most similar to a picture (path, http(s) URL or PIL image)."""
+        """The ``k`` products most similar to a picture (path, http(s) URL or PIL image).
+
+        A URL is fetched within :func:`~fashionrec.images.open_image`'s limits,
+        from a public host only unless the Recommender was made with
+        ``allow_private_urls=True``.
+        """
         rows, dist = self._search_picture(image, k, where, metric)
         return self._result_rows.take(rows, dist)
 
@@ -417,7 +432,7 @@ class Recommender:
         k = check_k(k)
         flt = self._filter(where)
         engine = self.engine(metric)
-        picture = open_image(image)
+        picture = open_image(image, allow_private_urls=self.allow_private_urls)
         vector = self.embed([picture])
         dist, ids = engine.search(vector, k, filter=flt)
         return self._rows(dist[0], ids[0], flt)

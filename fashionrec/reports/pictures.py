@@ -2,10 +2,12 @@
 
 :func:`plot_recommendations` draws the query picture beside its k
 recommendations, each captioned, and writes a PNG atomically. Pictures come
-from local files, URLs or memory (:func:`fashionrec.images.open_image`); one
-that cannot be loaded is drawn as a grey "image unavailable" tile rather than
-failing the figure. :func:`recommendation_figure` does the same from a
-:class:`~fashionrec.recommend.Recommender` result.
+from local files, URLs or memory (:func:`fashionrec.images.open_image`, whose
+limits apply: URLs of public hosts only unless ``allow_private_urls`` is
+given); one that cannot be loaded is drawn as a grey "image unavailable" tile
+rather than failing the figure, with a warning saying why (for a refused
+private host, how to allow it). :func:`recommendation_figure` does the same
+from a :class:`~fashionrec.recommend.Recommender` result.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def plot_recommendations(
     ``query_image`` and each result's image are a path, an http(s) URL, a PIL
     image or None. ``results`` is a list of ``(image, caption)``; captions are
     wrapped and truncated. ``image_options`` go to :func:`open_image` (e.g.
-    ``timeout``). Returns ``out_path``.
+    ``timeout``, ``total_timeout``, ``allow_private_urls``). Returns ``out_path``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -134,7 +136,9 @@ def recommendation_figure(
 
     ``query`` is a product id of the index, or a picture (path, URL, PIL image).
     Pictures of products come from :meth:`Recommender.image_source` (catalog
-    file, else its ``link``).
+    file, else its ``link``). URLs are fetched as ``rec`` allows
+    (``rec.allow_private_urls``) unless ``image_options`` say otherwise; they
+    go to :func:`open_image`.
     """
     if isinstance(query, Image.Image):
         query_image, query_caption = query, "query image"
@@ -151,7 +155,8 @@ def recommendation_figure(
     for _, row in results.iterrows():
         caption = f"{_name(row)}\nd = {row['distance']:.4g}"
         items.append((rec.image_source(row), caption))
-    return plot_recommendations(query_image, query_caption, items, out_path, title=title, image_options=image_options)
+    options = {"allow_private_urls": rec.allow_private_urls, **(image_options or {})}
+    return plot_recommendations(query_image, query_caption, items, out_path, title=title, image_options=options)
 
 
 def _name(row: Any) -> str:

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import FilterError, InvalidKError, URLNotAllowedError
-from ..images import decode_image, is_url, open_image
+from ..images import PrivateHostError, decode_image, is_url, open_image
 from ..recommend import IndexInfo, Product, ProductPage, Recommendations, Recommender
 from ..validation import METRICS, check_filter, check_k, check_metric
 from .batching import SimilarBatcher
@@ -140,12 +140,19 @@ def checked_k(k: Any, settings: WebSettings) -> int:
 def fetch_picture(url: str, settings: WebSettings):
     """The picture at an image URL a client gave, fetched under the server's limits.
 
-    Only http(s): ``open_image`` would read a local path, a file of the server.
-    URLNotAllowedError otherwise; the fetch errors of :func:`fashionrec.images.open_image`.
+    Only http(s): a local path would be a file of the server (refused here, and
+    by ``open_image`` too, ``allow_files=False``). URLNotAllowedError otherwise
+    (a non-public host unless ``settings.allow_private_urls``: its message
+    names the host, not a server option the client cannot set); the fetch
+    errors of :func:`fashionrec.images.open_image`.
     """
     if not is_url(url):
         raise URLNotAllowedError(f"image URL {url!r} is not allowed; expected an http:// or https:// address")
-    return open_image(url, allow_private_urls=settings.allow_private_urls, max_pixels=settings.max_pixels)
+    try:
+        return open_image(url, allow_private_urls=settings.allow_private_urls, allow_files=False,
+                          max_pixels=settings.max_pixels)
+    except PrivateHostError as exc:
+        raise exc.with_hint("expected a public host") from None
 
 
 def json_response(text: str) -> Response:

@@ -53,7 +53,7 @@ def loaded_or_none(out: Path):
     try:
         return index_content(out)
     except IndexFolderError as exc:
-        assert "is incomplete" in str(exc) or "not an index folder" in str(exc), exc
+        assert any(why in str(exc) for why in ("does not exist", "is incomplete", "not an index folder")), exc
         return None
 
 
