@@ -239,8 +239,26 @@ def test_comma_in_usage_is_not_silently_moved_into_the_name(tmp_path):
         read()
 
 
+def test_comma_in_usage_with_an_unseen_value_is_not_moved_into_the_name(tmp_path):
+    # "Weekend" is no usage value of the file, but "Casual,Weekend" could be a new one:
+    # a piece no longer than the file's usage values is not taken for the start of a name.
+    read = _styles(tmp_path, "2,Men,Apparel,Topwear,Shirts,Blue,Fall,2012,Casual,Weekend,Nice Shirt\n")
+    with pytest.raises(CatalogError, match=r"line 3: 11 fields.*could be in usage \('Casual', 'Weekend'\) "
+                                            r"or in productDisplayName; quote the field"):
+        read()
+
+
 def test_comma_in_the_name_is_still_repaired(tmp_path):
-    products, repaired = _styles(tmp_path, "2,Men,Apparel,Topwear,Shirts,Blue,Fall,2012,Casual,Black, White Tee\n")()
+    products, repaired = _styles(
+        tmp_path, "2,Men,Apparel,Topwear,Shirts,Blue,Fall,2012,Casual,Nike Men Black, White Tee\n")()
     assert repaired == [3]
-    assert products["productDisplayName"].tolist() == ["Blue Shirt", "Black, White Tee"]
+    assert products["productDisplayName"].tolist() == ["Blue Shirt", "Nike Men Black, White Tee"]
     assert products["usage"].tolist() == ["Sports", "Casual"]
+
+
+def test_comma_in_the_name_of_a_row_without_usage_is_refused(tmp_path):
+    # A missing usage is what a year pushed right by a comma in an earlier field looks like.
+    read = _styles(tmp_path, "2,Men,Apparel,Topwear,Shirts,Blue,Fall,2012,NA,Nike Men Black, White Tee\n")
+    with pytest.raises(CatalogError, match=r"line 3: 11 fields.*could be in a field before year "
+                                            r"\(then year would be 'NA'\) or in productDisplayName"):
+        read()
