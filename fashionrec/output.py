@@ -46,6 +46,43 @@ def atomic_write(target: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -
         raise
 
 
+def atomic_folder(target: str | os.PathLike, fill: Callable[[Path], Any]) -> Path:
+    """Replace the folder ``target`` as a whole: ``fill(new_folder)`` writes the files, then one rename switches.
+
+    ``target`` becomes a symbolic link to a hidden sibling folder
+    (``.<name>.<hex>``) that ``fill`` has filled; the link is switched with one
+    atomic rename, so a reader sees the previous folder or the new one, whole,
+    and a crash mid-way leaves the previous one in place (the unfinished folder
+    is removed by the next replacement). Returns ``target``.
+    """
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    current = os.readlink(target) if target.is_symlink() else None
+    for stale in target.parent.glob(f".{target.name}.*"):  # unfinished or replaced folders of earlier writes
+        if stale.name == current:
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    fresh = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}"
+    fresh.mkdir()
+    fill(fresh)
+    previous = Path(os.path.realpath(target)) if target.is_symlink() else None
+    if target.exists() and not target.is_symlink():  # a plain folder (written otherwise): moved aside first
+        previous = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}"
+        os.rename(target, previous)
+    link = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.link"
+    os.symlink(fresh.name, link)
+    crash_point(f"switch folder {target.name}")
+    os.replace(link, target)
+    if previous is not None and previous.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+    return target
+
+
 def json_value(value: Any) -> Any:
     """``value`` as a plain JSON value: NumPy/pandas scalars unwrapped, missing and non-finite as None.
 

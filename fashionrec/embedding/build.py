@@ -8,19 +8,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog
-from ..errors import FashionrecError, IndexFolderError
-from ..index import remove_leftovers
+from ..errors import FashionrecError
+from ..index import exclusive_build_lock, remove_leftovers
 from ..index.manifest import check_writable_folder
 from .assemble import assemble, write_assembly
 from .checkpoint import CHECKPOINT_EVERY, PARTIAL_DIR, Checkpoint
@@ -148,61 +146,3 @@ def build_index(
         log.info("index %s: %d vectors (%d embedded, %d reused, %d skipped) in %.1f s",
                  out, count, embedded, plan.reused, len(skipped), seconds)
         return IndexRunSummary(out, count, embedded, plan.reused, skipped, seconds, written)
-
-
-@contextlib.contextmanager
-def exclusive_build_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive, non-blocking lock on the index folder ``out`` (which must exist) while in the block.
-
-    The lock is ``flock`` on the folder itself (no lock file in the folder: it
-    would look like a foreign file), so it is released when the holder ends,
-    even by kill -9. A second build into the same folder, from this process
-    or another, raises :class:`IndexFolderError` at once naming the holder's
-    pid when the system tells it (Linux: ``/proc/locks``). Where ``fcntl`` is
-    missing (Windows) nothing is locked.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _lock_holder(out)
-            by = f" (pid {holder})" if holder is not None else ""
-            raise IndexFolderError(
-                f"index folder {out} is being written by another `fashionrec index` run{by}; "
-                "wait for it or choose another --out"
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _lock_holder(path: Path) -> int | None:
-    """The pid holding a ``flock`` on ``path``, from ``/proc/locks``; None when it cannot be told."""
-    try:
-        st = os.stat(path)
-        text = Path("/proc/locks").read_text()
-    except OSError:
-        return None
-    exact: list[int] = []
-    same_inode: list[int] = []
-    for line in text.splitlines():
-        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 12345 fd:01:123456 0 EOF"; waiters carry "->"
-        if len(fields) < 6 or fields[1] != "FLOCK" or "->" in fields:
-            continue
-        device = fields[5].split(":")
-        if len(device) != 3 or device[2] != str(st.st_ino) or not fields[4].isdigit():
-            continue
-        same_inode.append(int(fields[4]))
-        try:
-            if (int(device[0], 16), int(device[1], 16)) == (os.major(st.st_dev), os.minor(st.st_dev)):
-                exact.append(int(fields[4]))
-        except ValueError:
-            continue
-    found = exact or same_inode
-    return found[0] if len(set(found)) == 1 else None

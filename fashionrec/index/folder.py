@@ -192,6 +192,7 @@ class IndexFolder:
         folder._check_ids()
         if check_finite:
             scan = folder._scan()
+            release_pages(embeddings)  # the check read every page once; queries may need few of them
             if len(scan.non_finite):
                 raise IndexFolderError(folder._non_finite_message(scan.non_finite))
             if len(scan.mismatched):
@@ -328,6 +329,27 @@ def scan_embeddings(
     return EmbeddingsScan(non_finite, sums, mismatched)
 
 
+def release_pages(array: np.ndarray) -> None:
+    """Drop a memory-mapped array's pages from this process's resident memory (they stay in the page cache).
+
+    After a one-off pass over a memory map (the load check), its pages would
+    count in the process's resident memory until the kernel needs them; an
+    approximate engine then reads only a few rows per query. Nothing happens
+    for an array in memory, or where ``madvise`` is unavailable.
+    """
+    import mmap
+
+    handle = getattr(array, "_mmap", None)
+    if handle is None and isinstance(getattr(array, "base", None), np.memmap):
+        handle = getattr(array.base, "_mmap", None)
+    if handle is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    try:
+        handle.madvise(mmap.MADV_DONTNEED)
+    except (OSError, ValueError):  # pragma: no cover - platform without it
+        pass
+
+
 def ids_checksum(ids: pd.Series) -> int:
     """CRC-32 of the product ids in row order (as text, one per line): detects shuffled or replaced rows."""
     return zlib.crc32("\n".join(map(str, pd.Series(ids).tolist())).encode("utf-8"))
@@ -436,6 +458,22 @@ def remove_leftovers(path: str | os.PathLike) -> None:
             if leftover.is_symlink() or leftover.is_file():
                 leftover.unlink(missing_ok=True)
     _remove_other_generations(path)
+
+
+def update_manifest(path: str | os.PathLike, **changes: Any) -> dict[str, Any]:
+    """Set top-level keys of the current generation's ``manifest.json`` (one atomic replacement); returns it.
+
+    For records about the index that are not its data (the engines saved
+    beside it): the generation and its data files stay as they are. Call it
+    while holding the folder's build lock.
+    """
+    path = Path(path)
+    data = generation_dir(path)
+    manifest = parse_manifest(path, data)
+    manifest.update(changes)
+    text = json.dumps(manifest, indent=2, default=str)
+    atomic_write(data / MANIFEST_FILE, lambda f: f.write(text.encode()))
+    return manifest
 
 
 def _switch_link(link: Path, target: Path) -> None:

@@ -48,6 +48,7 @@ MANIFEST_KEYS: dict[str, str] = {
     "catalog": "root: catalog folder; where: attribute filter used to select products",
     "skipped": "products left out: list of {id, image, reason}",
     "checksums": "algorithm (crc32), block_rows, embeddings: checksum of each block of rows, ids: of the ids in order",
+    "engines": "search engines saved under engines/: name, metric, parameters, build time, measured recall and latency",
 }
 """Keys of ``manifest.json`` and what they hold (documented in the README)."""
 
@@ -141,7 +142,7 @@ _INDEX_TRACES = (GENERATIONS_DIR, ".partial", "embeddings.npy", "products.parque
 
 _TYPED_KEYS: dict[str, type | tuple[type, ...]] = {
     "backbone": str, "weights": str, "preprocessing": dict, "generation": str,
-    "catalog": dict, "skipped": list, "checksums": dict,
+    "catalog": dict, "skipped": list, "checksums": dict, "engines": list,
 }
 """Manifest keys whose JSON type is checked on load (when present), so a damaged one is named, not tripped over."""
 

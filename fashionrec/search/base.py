@@ -87,6 +87,11 @@ class SearchEngine(ABC):
     """
 
     name: ClassVar[str] = ""
+    exact_answers: ClassVar[bool] = True
+    """True when :meth:`search` always returns the true nearest vectors; False for approximate engines,
+    which may miss some (their distances are still exact)."""
+    needs_build: ClassVar[bool] = False
+    """True when building takes long enough that the engine must be built ahead and saved in the index folder."""
 
     def __init__(self, metric: str = "euclidean"):
         self.metric = check_metric(metric)

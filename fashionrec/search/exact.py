@@ -90,8 +90,12 @@ class ExactScan:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, vectors: np.ndarray) -> ExactScan:
-        """Keep a reference to ``vectors`` (no copy when already float32, C order)."""
+    def fit(self, vectors: np.ndarray, *, sq_norms: np.ndarray | None = None) -> ExactScan:
+        """Keep a reference to ``vectors`` (no copy when already float32, C order).
+
+        ``sq_norms``: the rows' float64 squared norms when already known (an
+        engine saves them), so that fitting does not read every vector.
+        """
         vectors = np.asarray(vectors)
         if vectors.ndim != 2:
             raise ValueError(f"vectors must be a 2-D (N, D) array, got shape {vectors.shape}")
@@ -101,10 +105,12 @@ class ExactScan:
         if self._tie_order is not None and self._tie_order.shape != (n,):
             raise ValueError(f"tie_order has shape {self._tie_order.shape}, expected ({n},)")
         self._vectors = vectors
-        sq = np.empty(n, dtype=np.float64)
-        for start in range(0, n, 4096):  # float64 squared norms without a full float64 copy
-            chunk = vectors[start : start + 4096].astype(np.float64)
-            sq[start : start + len(chunk)] = np.einsum("ij,ij->i", chunk, chunk)
+        if sq_norms is not None:
+            sq = np.asarray(sq_norms, dtype=np.float64)
+            if sq.shape != (n,):
+                raise ValueError(f"sq_norms has shape {sq.shape}, expected ({n},)")
+        else:
+            sq = squared_norms(vectors)
         self._sq_norms = sq
         self._norms = np.sqrt(sq)
         self._max_norm = float(self._norms.max()) if n else 0.0
@@ -198,6 +204,22 @@ class ExactScan:
         if dists:
             return lims, np.concatenate(dists), np.concatenate(found)
         return lims, np.zeros(0, np.float64), np.zeros(0, np.int64)
+
+    def rerank(self, query: np.ndarray, rows: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact float64 distances of one (D,) ``query`` to the candidate ``rows``, sorted; the first ``k``.
+
+        The same arithmetic as :meth:`search`, so a row gets bit-for-bit the
+        distance the exact scan gives it, and ties resolve by tie rank. This is
+        how approximate engines turn their candidates into exact answers.
+        """
+        if self._vectors is None:
+            raise RuntimeError("ExactScan is not fitted; call fit(vectors) first")
+        q64 = np.asarray(query, dtype=np.float32).astype(np.float64)
+        rows = np.asarray(rows, dtype=np.int64)
+        dist = self._exact(q64, math.sqrt(float(q64 @ q64)), rows)
+        tie = rows if self._tie_order is None else self._tie_order[rows]
+        order = np.lexsort((tie, dist))[:k]
+        return dist[order], rows[order]
 
     # ------------------------------------------------------------------ internals
 
@@ -357,6 +379,15 @@ class ExactScan:
         return 1.0 - sim
 
 
+def squared_norms(vectors: np.ndarray) -> np.ndarray:
+    """(N,) float64 squared norms of the rows of (N, D) ``vectors``, without a float64 copy of them all."""
+    sq = np.empty(len(vectors), dtype=np.float64)
+    for start in range(0, len(vectors), 4096):
+        chunk = np.asarray(vectors[start : start + 4096]).astype(np.float64)
+        sq[start : start + len(chunk)] = np.einsum("ij,ij->i", chunk, chunk)
+    return sq
+
+
 _faiss_module: object = None  # None: not tried yet; False: unavailable
 
 
@@ -446,10 +477,12 @@ class ExactEngine(SearchEngine):
 
     # ------------------------------------------------------------------ building
 
-    def build(self, vectors: np.ndarray, ids: np.ndarray, attributes: pd.DataFrame | None = None) -> ExactEngine:
+    def build(self, vectors: np.ndarray, ids: np.ndarray, attributes: pd.DataFrame | None = None, *,
+              sq_norms: np.ndarray | None = None) -> ExactEngine:
+        """See :meth:`SearchEngine.build`; ``sq_norms`` as for :meth:`ExactScan.fit`."""
         vectors, ids = check_vectors(vectors, ids, attributes)
         scan = ExactScan(self.metric, tie_order=id_tie_order(ids), block_size=self.block_size,
-                         gather_fraction=self.gather_fraction).fit(vectors)
+                         gather_fraction=self.gather_fraction).fit(vectors, sq_norms=sq_norms)
         with self._lock:
             self._scan = scan
             self._ids = ids

@@ -1,7 +1,8 @@
 """The engine registry: search engines by name.
 
-``exact`` is registered here; engines that need optional packages (FAISS, a
-Milvus client) register from their own modules. :func:`create_engine` makes an
+``exact``, ``ivf`` and ``hnsw`` are registered here (the FAISS engines import
+FAISS only when one is built or loaded); engines that need optional packages
+(a Milvus client) register from their own modules. :func:`create_engine` makes an
 empty engine, :func:`load_engine` opens one saved in an index folder.
 """
 
@@ -17,6 +18,7 @@ import pandas as pd
 from ..errors import UnknownEngineError
 from .base import SearchEngine
 from .exact import ExactEngine
+from .faiss_engines import HNSWEngine, IVFEngine
 
 DEFAULT_ENGINE = "exact"
 
@@ -63,3 +65,5 @@ def load_engine(
 
 
 register_engine(ExactEngine)
+register_engine(IVFEngine)  # FAISS is imported when one is first built or loaded, not here
+register_engine(HNSWEngine)
