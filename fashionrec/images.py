@@ -614,8 +614,6 @@ def _download(
     allow_private_urls: bool,
 ) -> bytes:
     """The body of ``url``, following redirects here (each hop checked), within every bound."""
-    import requests
-
     _quiet_cut_headers()
     own = session is None
     if own:

@@ -39,7 +39,7 @@ def assert_one_line_error(result, *needles):
 def test_help_lists_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("download", "eda", "index", "recommend", "evaluate", "demo"):
+    for command in ("download", "eda", "index", "engine", "info", "recommend", "evaluate", "demo", "serve"):
         assert command in result.output
 
 

@@ -301,7 +301,7 @@ def test_errors():
 # --------------------------------------------------------------------------- evaluation.json and the chart
 
 SUMMARY_KEYS = [
-    "k", "relevance", "metric", "normalize", "n_products", "n_queries", "n_skipped",
+    "k", "relevance", "metric", "engine", "normalize", "n_products", "n_queries", "n_skipped",
     "sample", "seed", "seconds", "source", "overall", "baseline", "per_class",
 ]  # fmt: skip
 
@@ -370,7 +370,11 @@ def test_photo_query_block_and_non_finite_values(tmp_path):
 def test_schema_describes_the_file():
     schema = EvaluationSummary.model_json_schema()
     assert list(schema["properties"]) == [*SUMMARY_KEYS, "photo_queries"]
-    assert schema["required"] == SUMMARY_KEYS  # photo_queries is optional
+    # photo_queries is optional, and engine too: files written before engines existed were all exact
+    assert schema["required"] == [key for key in SUMMARY_KEYS if key != "engine"]
+    older = evaluate_index(make_data(n=40)).to_dict()
+    del older["engine"]
+    assert EvaluationSummary.model_validate(older).engine == "exact"
     row = schema["$defs"]["ClassRow"]
     assert row["required"] == ["articleType", "n_queries"]
     assert {"type": "null"} in row["additionalProperties"]["anyOf"]  # a metric may be null

@@ -338,6 +338,54 @@ def test_index_info(client, rec):
     assert info["count"] == len(rec) and info["dim"] == rec.index.dim
 
 
+def _about_rows(html: str) -> dict[str, list[str]]:
+    """The rows of the about page's "Search engines" table: first cell -> the other cells, as text."""
+    section = html[html.index("<h2>Search engines</h2>"):html.index("<h2>Evaluation</h2>")]
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", section, flags=re.S)[1:]:  # the first is the header
+        cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_about_page_and_index_json_list_the_saved_engines(index_dir, tmp_path):
+    """An index folder with an ivf engine for euclidean: the about page shows it answering, with its measured
+    recall and latency, and the exact engine answering cosine; /api/index lists it as the manifest does."""
+    import shutil
+
+    from fashionrec.index import IndexFolder
+    from fashionrec.search import build_saved_engine
+
+    copy = tmp_path / "index"
+    shutil.copytree(index_dir, copy, symlinks=True)
+    saved = build_saved_engine(IndexFolder.load(copy), "ivf", metric="euclidean", target_recall=0.9)
+    entry = json.loads((copy / "manifest.json").read_text())["engines"][0]
+    with TestClient(create_app(Recommender.load(copy, engine="ivf"))) as c:
+        info = c.get("/api/index").json()
+        page = c.get("/about")
+    assert info["engine"] == "ivf" and info["answering"] == {"euclidean": "ivf", "cosine": "exact"}
+    [listed] = info["engines"]
+    assert {key: listed[key] for key in entry} == entry  # every figure the manifest records
+    assert listed["recall_queries"] == saved.description["tuning"]["queries"]
+    assert page.status_code == 200
+    rows = _about_rows(page.text)
+    assert rows["ivf (answering)"] == [
+        "euclidean", f"nprobe = {entry['search_value']}",
+        f"{entry['recall_at_10']:.3f} on {listed['recall_queries']} held-out products", "0.90",
+        f"{entry['p50_ms']:.2f}", f"{entry['build_seconds']:.1f} s",
+    ]
+    assert "ivf for euclidean; exact for cosine (ivf is not built for it)" in page.text
+
+
+def test_about_page_without_engines(client, rec):
+    page = client.get("/about")
+    assert page.status_code == 200
+    assert "No approximate engine is saved in this index folder" in page.text
+    info = client.get("/api/index").json()
+    assert info["engines"] == [] and info["answering"] == {"euclidean": "exact", "cosine": "exact"}
+    assert info["skipped"] == len(rec.index.manifest.get("skipped", [])) > 0  # the corrupt and the missing image
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -623,6 +671,20 @@ def test_app_from_env(index_dir, monkeypatch, photo):
     with TestClient(app) as c:
         assert_error(c.post("/api/similar", content=photo, headers={"Content-Type": "image/jpeg"}), 413, "too_large")
         assert c.get("/healthz", headers={"Origin": "https://b.example"}).headers["access-control-allow-origin"]
+
+
+def test_app_from_env_opens_the_engine_named(index_dir, monkeypatch):
+    from fashionrec.web.app import ENV_ENGINE
+
+    env = settings_to_env(index_dir, WebSettings(), engine="ivf")
+    assert env[ENV_ENGINE] == "ivf"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = app_from_env()
+    assert app.state.recommender.engine_name == "ivf"
+    monkeypatch.setenv(ENV_ENGINE, "annoy")
+    with pytest.raises(ValueError, match="unknown search engine 'annoy'"):
+        app_from_env()
 
 
 def test_serve_refuses_a_missing_index_in_one_line(tmp_path):

@@ -7,6 +7,7 @@ Heavy modules (torch, matplotlib, pandas) are imported inside each command, so
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,11 @@ from rich.table import Table
 
 from ..errors import FashionrecError
 from .app import WhereOption, cli_command, console, err_console
-from .render import print_evaluation, print_index_summary, print_results
+from .render import print_engines, print_evaluation, print_index_info, print_index_summary, print_results
+
+EngineOption = Annotated[str, typer.Option(
+    "--engine", help="Search engine answering the queries: exact (default), or ivf / hnsw when built in the index "
+                     "folder (`fashionrec engine`).")]
 
 
 # --------------------------------------------------------------------------- download
@@ -81,8 +86,15 @@ def index(
         "--follow-links", help="Also read image files that are symbolic links to files outside the catalog folder.")] = False,
     checkpoint_every: Annotated[Optional[int], typer.Option(
         help="Images embedded between two checkpoints (what an interrupted run can lose at most). Default: 256.")] = None,
+    engine: Annotated[Optional[list[str]], typer.Option(
+        "--engine", help="Also build this approximate search engine (ivf, hnsw) into the index folder; repeatable. "
+                         "Engines already saved there are kept up to date on every run.")] = None,
+    engine_metric: Annotated[str, typer.Option(
+        "--engine-metric", help="Distance the engines of --engine are built for: euclidean or cosine.")] = "euclidean",
+    target_recall: Annotated[float, typer.Option(
+        "--target-recall", help="Recall@10 the engines of --engine are tuned to reach, measured against exact search.")] = 0.95,
 ) -> None:
-    """Embed catalog images into an index folder (resumable, incremental)."""
+    """Embed catalog images into an index folder (resumable, incremental); optionally build search engines."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..catalog import load_catalog, parse_where
@@ -100,6 +112,7 @@ def index(
         raise FashionrecError(f"--max-pixels {max_pixels}: expected a whole number of pixels, 1 or more")
     if checkpoint_every is not None and checkpoint_every < 1:
         raise FashionrecError(f"--checkpoint-every {checkpoint_every}: expected a whole number of images, 1 or more")
+    to_build = _engines_to_build(engine or [], engine_metric, target_recall)
     filters = parse_where(where)
     check_writable_folder(out)
     cat = load_catalog(catalog)
@@ -134,6 +147,145 @@ def index(
     finally:
         bar.stop()
     print_index_summary(summary)
+    _keep_engines(out, to_build, engine_metric, target_recall)
+
+
+def _engines_to_build(names: list[str], metric: str, target_recall: float) -> list[str]:
+    """The engines of ``index --engine`` that keep files (``exact`` keeps none), checked before any work."""
+    from ..search import engine_class
+    from ..validation import check_metric
+
+    check_metric(metric)
+    _check_target_recall(target_recall)
+    wanted = []
+    for name in names:
+        if engine_class(name).needs_build and name not in wanted:  # unknown names fail here, with the registry's list
+            wanted.append(name)
+    return wanted
+
+
+def _check_target_recall(target_recall: float) -> None:
+    if not 0 < target_recall <= 1:
+        raise FashionrecError(f"--target-recall {target_recall}: expected a recall@10 above 0 and at most 1 "
+                              "(e.g. 0.95)")
+
+
+def _keep_engines(out: Path, names: list[str], metric: str, target_recall: float) -> None:
+    """After ``fashionrec index``: bring the engines saved in ``out`` to its new version, build those asked for
+    that are not saved yet, and print their table (nothing when the folder has none and none was asked for)."""
+    from ..index import ENGINES_DIR, IndexFolder, exclusive_build_lock
+    from ..search import build_saved_engine, saved_engines, update_saved_engines
+
+    if not names and not (out / ENGINES_DIR).is_dir():
+        return
+    with exclusive_build_lock(out):
+        index = IndexFolder.load(out)
+        done = {(saved.name, saved.metric): action for saved, action in update_saved_engines(index)}
+        for name in names:
+            if (name, metric) not in done:
+                saved = build_saved_engine(index, name, metric=metric, target_recall=target_recall)
+                done[(saved.name, saved.metric)] = "built"
+        engines = saved_engines(index)
+    if engines:
+        print_engines(_engine_infos(engines), done)
+
+
+def _engine_infos(engines) -> list:
+    """:class:`EngineInfo` s of saved engines, with the number of held-out products their recall was measured on."""
+    from ..recommend.results import EngineInfo
+
+    return [EngineInfo.model_validate({"recall_queries": (e.description.get("tuning") or {}).get("queries"),
+                                       **e.summary()}) for e in engines]
+
+
+# --------------------------------------------------------------------------- engine
+
+
+ENGINE_OPTIONS = {"nlist": "--nlist", "M": "--M", "ef_construction": "--ef-construction"}
+"""Engine constructor parameters `fashionrec engine` sets, and their options."""
+
+
+@cli_command
+def engine(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX_DIR", help="Index folder built by `fashionrec index`.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Engine to build: ivf or hnsw.")],
+    metric: Annotated[str, typer.Option(help="Distance the engine is built for: euclidean or cosine.")] = "euclidean",
+    target_recall: Annotated[Optional[float], typer.Option(
+        "--target-recall", help="Recall@10 the engine is tuned to reach, measured against exact search. "
+                                "Default: 0.95, or the saved engine's.")] = None,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Build the engine again even when it is up to date.")] = False,
+    nlist: Annotated[Optional[int], typer.Option(
+        "--nlist", help="ivf: number of lists (default: chosen from the number of vectors).")] = None,
+    m: Annotated[Optional[int], typer.Option("--M", help="hnsw: links per vector in the graph (default 32).")] = None,
+    ef_construction: Annotated[Optional[int], typer.Option(
+        "--ef-construction", help="hnsw: candidates kept while building the graph (default 40).")] = None,
+) -> None:
+    """Add a search engine to an index folder, or update or rebuild it, without embedding anything again."""
+    from ..index import IndexFolder, exclusive_build_lock
+    from ..search import build_saved_engine, create_engine, engine_class, saved_engines, update_saved_engines
+    from ..validation import check_metric
+
+    cls = engine_class(name)
+    check_metric(metric)
+    if not cls.needs_build:
+        raise FashionrecError(f"the {name} engine keeps no files in the index folder: nothing to build "
+                              "(it is made when queried); expected an engine such as ivf or hnsw")
+    if target_recall is not None:
+        _check_target_recall(target_recall)
+    given = {key: value for key, value in (("nlist", nlist), ("M", m), ("ef_construction", ef_construction))
+             if value is not None}
+    try:  # options the engine does not take, and values out of range, fail before the index loads
+        create_engine(name, metric=metric, **given)
+    except TypeError as exc:
+        accepted = set(inspect.signature(cls).parameters)
+        wrong = ", ".join(ENGINE_OPTIONS[key] for key in given if key not in accepted)
+        message = f"{wrong}: not an option of the {name} engine" if wrong else f"the {name} engine: {exc}"
+        raise FashionrecError(message) from None
+    except ValueError as exc:
+        raise FashionrecError(f"the {name} engine: {exc}") from None
+    if not index_dir.is_dir():
+        raise FashionrecError(f"index folder {index_dir} not found; expected a folder built by `fashionrec index`")
+    with exclusive_build_lock(index_dir):
+        index = IndexFolder.load(index_dir)
+        current = {(e.name, e.metric): e for e in saved_engines(index)}
+        saved = current.get((name, metric))
+        params = dict((saved.description.get("params") or {}) if saved is not None else {})
+        wanted = {**given, "target_recall": target_recall if target_recall is not None
+                  else params.get("target_recall", 0.95)}
+        changed = [f"{ENGINE_OPTIONS.get(key, '--target-recall')} {params.get(key)} → {value}"
+                   for key, value in wanted.items() if saved is not None and params.get(key) != value]
+        done: dict[tuple[str, str], str] = {}
+        if saved is None or rebuild or changed:
+            # The saved engine's other parameters are kept; nlist is chosen again for today's size unless given.
+            keep = {key: value for key, value in params.items() if key not in wanted and key not in ("metric", "nlist")}
+            build_saved_engine(index, name, metric=metric, **keep, **wanted)
+            done[(name, metric)] = ("built" if saved is None else
+                                    f"rebuilt ({'--rebuild' if rebuild and not changed else ', '.join(changed)})")
+        for other, action in update_saved_engines(index):  # the others too: one version of the index for all
+            done.setdefault((other.name, other.metric), action)
+        engines = saved_engines(index)
+    print_engines(_engine_infos(engines), done)
+
+
+# --------------------------------------------------------------------------- info
+
+
+@cli_command
+def info(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX_DIR", help="Index folder built by `fashionrec index`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the IndexInfo JSON (as /api/index answers).")] = False,
+) -> None:
+    """What an index folder holds: backbone, products, dates, catalog, and its search engines with their recall."""
+    from ..recommend import Recommender
+
+    if not index_dir.is_dir():
+        raise FashionrecError(f"index folder {index_dir} not found; expected a folder built by `fashionrec index`")
+    facts = Recommender.load(index_dir).info()
+    if as_json:
+        sys.stdout.write(facts.model_dump_json(indent=2) + "\n")
+        return
+    print_index_info(facts)
 
 
 def _preprocessing(backbone: str | None, mode: str | None):
@@ -187,6 +339,7 @@ def recommend(
         "--allow-private-urls", help="Let image URLs reach private, loopback and link-local addresses (intranet catalogs).")] = False,
     url_timeout: Annotated[float, typer.Option(
         "--url-timeout", metavar="SECONDS", help="Most seconds one picture URL may take to download, redirects included.")] = 60.0,
+    engine: EngineOption = "exact",
 ) -> None:
     """Recommend the products most similar to a catalog product or a photo."""
     from ..catalog import find_catalog_root, parse_where
@@ -199,7 +352,7 @@ def recommend(
         raise FashionrecError(f"--url-timeout {url_timeout}: expected a number of seconds above 0")
     filters = parse_where(where)
     rec = Recommender.load(index_dir, weights=weights, catalog_root=find_catalog_root(catalog) if catalog else None,
-                           allow_private_urls=allow_private_urls)
+                           allow_private_urls=allow_private_urls, engine=engine)
     if product_id is not None:
         results = rec.similar(product_id, k=k, where=filters, metric=metric)
         query: dict[str, Any] = rec.query_product(product_id)
@@ -244,6 +397,7 @@ def evaluate(
     photo_queries: Annotated[int, typer.Option(
         help="Also query with this many simulated new photos of catalog products (re-framed, rotated, "
              "re-lit, re-encoded) and report how often each finds its own product.")] = 0,
+    engine: EngineOption = "exact",
 ) -> None:
     """Leave-one-out retrieval quality of an index (precision@k, mAP@k, nDCG@k, hit@1)."""
     from ..evaluation import evaluate_index, write_evaluation
@@ -255,13 +409,14 @@ def evaluate(
         raise FashionrecError(f"--photo-queries {photo_queries}: expected a number of photos, 0 (none) or more")
     index = IndexFolder.load(index_dir)  # once: the photo queries search the same loaded folder
     result = evaluate_index(index, k=k, relevance=relevance, metric=metric,
-                            normalize=normalize, sample=sample, seed=seed)
+                            normalize=normalize, sample=sample, seed=seed, engine=engine)
     photos = None
     if photo_queries:
         from ..evaluation import evaluate_photo_queries
         from ..recommend import Recommender
 
-        photos = evaluate_photo_queries(Recommender(index), n=photo_queries, k=k, seed=seed, metric=metric)
+        photos = evaluate_photo_queries(Recommender(index, engine=engine), n=photo_queries, k=k, seed=seed,
+                                        metric=metric)
     paths = write_evaluation(result, out, photo_queries=photos) if out is not None else None
     if as_json:
         payload = result.summary(photos).model_dump(mode="json")  # the evaluation.json model
@@ -312,6 +467,7 @@ def serve(
                               "Default: no CORS.")] = None,
     blas_threads: Annotated[int, typer.Option(
         min=1, help="BLAS threads per search (1: concurrent requests use the cores; more: faster lone queries).")] = 1,
+    engine: EngineOption = "exact",
 ) -> None:
     """Serve the catalog pages and the JSON API of an index (FastAPI on uvicorn; Ctrl-C stops)."""
     import os
@@ -332,11 +488,15 @@ def serve(
     settings = WebSettings(max_upload_bytes=max(1, int(max_upload_mb * MIB)), allow_private_urls=allow_private_urls,
                            cors_origins=tuple(cors_origin or ()))
     catalog_root = find_catalog_root(catalog).resolve() if catalog else None
-    recommender = Recommender.load(index_dir, weights=weights, catalog_root=catalog_root)  # errors show before serving
+    recommender = Recommender.load(index_dir, weights=weights, catalog_root=catalog_root,
+                                   engine=engine)  # errors show before serving
+    answered = ""
+    if engine != "exact":  # opened now: a missing or stale engine is reported (and exact named) before serving
+        answered = f" with the {recommender.engine('euclidean').name} engine for euclidean distances"
     options: dict[str, Any] = dict(host=host, port=port, loop="uvloop", http="httptools", access_log=True,
                                    log_level="info", server_header=False)
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"serving {len(recommender):,} products of {index_dir} at http://{shown}:{port}/ "
+    console.print(f"serving {len(recommender):,} products of {index_dir}{answered} at http://{shown}:{port}/ "
                   f"(API docs at /docs; Ctrl-C stops)", highlight=False, soft_wrap=True)
     try:
         if workers == 1:
@@ -345,7 +505,7 @@ def serve(
         else:
             del recommender  # each worker loads its own
             os.environ.update(settings_to_env(index_dir.resolve(), settings, catalog=catalog_root,
-                                              weights=weights.resolve() if weights else None))
+                                              weights=weights.resolve() if weights else None, engine=engine))
             os.environ[ENV_BLAS_THREADS] = str(blas_threads)
             uvicorn.run("fashionrec.web.app:app_from_env", factory=True, workers=workers, **options)
     except KeyboardInterrupt:

@@ -50,8 +50,9 @@ def print_evaluation(result, photos) -> None:
     """Tables of a leave-one-out evaluation and, if any, of the photo queries."""
     relevance, metric, normalize = result.relevance, result.metric, result.normalize
     features = "normalised" if normalize else "raw"
+    engine = "" if result.engine == "exact" else f", {result.engine} engine"
     table = Table(title=f"leave-one-out over {result.n_queries:,} queries, relevance = same {relevance}, "
-                        f"{metric} on {features} features",
+                        f"{metric} on {features} features{engine}",
                   title_justify="left")
     table.add_column("metric")
     table.add_column("fashionrec", justify="right")
@@ -69,3 +70,68 @@ def print_evaluation(result, photos) -> None:
         for name, value in photos.overall.items():
             table.add_row(name, f"{value:.3f}", f"{photos.chance[name]:.4f}")
         console.print(table)
+
+
+def print_engines(engines, done: dict[tuple[str, str], str] | None = None, *, title: str | None = None) -> None:
+    """A table of search engines saved in an index folder (:class:`~fashionrec.recommend.results.EngineInfo` s).
+
+    One column per engine and one row per figure, so that a few engines fit an
+    80-column terminal. ``done`` maps ``(name, metric)`` to what this run did to
+    the engine (built, updated, rebuilt, up to date); without it that row is left out.
+    """
+    table = Table(title=title or f"{len(engines)} search engine{'s' if len(engines) != 1 else ''} saved in the index",
+                  title_justify="left")
+    table.add_column("")
+    for e in engines:
+        table.add_column(f"{e.name} ({e.metric})")
+
+    def row(label: str, cell) -> None:
+        table.add_row(label, *[cell(e) for e in engines])
+
+    def recall(e) -> str:
+        text = _number(e.recall_at_10, "{:.3f}")
+        return text if e.recall_queries is None else f"{text} on {e.recall_queries:,} held-out products"
+
+    row("search", lambda e: "—" if e.search_param is None else f"{e.search_param}={e.search_value}")
+    row("recall@10", recall)
+    row("target", lambda e: _number(e.target_recall, "{:.2f}"))
+    row("p50 / p99 ms", lambda e: f"{_number(e.p50_ms, '{:.2f}')} / {_number(e.p99_ms, '{:.2f}')}")
+    # filters keeping at most this many products are answered by the exact engine
+    row("exact cut-over", lambda e: "—" if e.exact_below is None else "none" if e.exact_below == 0
+        else f"filters of ≤ {e.exact_below:,} products")
+    row("build s", lambda e: _number(e.build_seconds, "{:.1f}"))
+    if done is not None:
+        row("done", lambda e: done.get((e.name, e.metric), "up to date"))
+    console.print(table)
+
+
+def print_index_info(info) -> None:
+    """What ``fashionrec info`` shows: the facts of an :class:`~fashionrec.recommend.IndexInfo` and its engines."""
+    where = ", ".join(f"{key}={'|'.join(map(str, v)) if isinstance(v, list) else v}"
+                      for key, v in info.catalog_where.items()) or "the whole catalog"
+    facts = Table(show_header=False, box=None, pad_edge=False)
+    facts.add_column(style="bold")
+    facts.add_column(overflow="fold")
+    for label, value in (
+        ("products", f"{info.count:,}"),
+        ("skipped", f"{info.skipped:,} (listed in manifest.json)" if info.skipped else "0"),
+        ("backbone", f"{info.backbone} ({info.dim}-d vectors)"),
+        ("weights", info.weights or "—"),
+        ("embedded with", ", ".join(v for v in (info.preprocessing, info.runtime, info.precision) if v) or "—"),
+        ("built", info.created or "—"),
+        ("updated", info.updated or "—"),
+        ("catalog", info.catalog_root or "—"),
+        ("indexed", where),
+    ):
+        facts.add_row(label, value)
+    console.print(facts)
+    if info.engines:
+        print_engines(info.engines)
+    else:
+        console.print("no search engine saved: queries scan every vector exactly "
+                      "(add one with `fashionrec engine INDEX_DIR ivf`)", highlight=False, soft_wrap=True)
+
+
+def _number(value, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+

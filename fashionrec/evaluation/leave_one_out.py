@@ -19,7 +19,9 @@ precision and hit@1 it is R / (N - 1)) and averaged like the model's metrics.
 
 Search goes through a search engine of the registry (``exact`` by default),
 blocks of queries at a time, each query product excluded by id, all in
-:func:`_nearest_others`.
+:func:`_nearest_others`. An engine built ahead and saved in the index folder
+(``ivf``, ``hnsw``: see :mod:`fashionrec.search.saved`) is opened from there,
+so the figures are those of the engine users query, approximation included.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import pandas as pd
 
 from ..errors import QueryError
 from ..index import IndexFolder, vector_ids
-from ..search import DEFAULT_ENGINE, create_engine
+from ..search import DEFAULT_ENGINE, SearchEngine, create_engine, engine_class, open_saved_engine
 from ..validation import check_k, check_metric
 from .metrics import batch_metrics, random_baseline
 from .summary import ClassRow, EvaluationSummary, IndexSource, NoSource
@@ -64,7 +66,8 @@ class EvaluationResult:
     most queries first; ``per_query`` holds each query's values (``id``,
     ``articleType``, ``n_relevant``, the metrics, ``random_precision@k``; not
     written to JSON). ``seconds`` is wall-clock time; ``source`` describes the
-    index folder (empty when arrays were given).
+    index folder (empty when arrays were given); ``engine`` the search engine
+    that ranked the products.
     """
 
     overall: dict[str, float]
@@ -82,6 +85,7 @@ class EvaluationResult:
     seconds: float = 0.0
     source: dict[str, Any] = field(default_factory=dict)
     per_query: pd.DataFrame | None = field(default=None, repr=False)
+    engine: str = DEFAULT_ENGINE
 
     def summary(self, photo_queries: PhotoQueryResult | None = None) -> EvaluationSummary:
         """The typed summary written to ``evaluation.json``, with the photo-query block when given."""
@@ -89,6 +93,7 @@ class EvaluationResult:
             k=self.k,
             relevance=self.relevance,
             metric=self.metric,
+            engine=self.engine,
             normalize=self.normalize,
             n_products=self.n_products,
             n_queries=self.n_queries,
@@ -134,8 +139,13 @@ def evaluate_index(
     random subset of the queries (all products remain searchable).
     ``normalize`` L2-normalises the features first (compare raw vs normalised
     features under the euclidean metric). ``block_size`` queries are searched
-    at a time, with the search engine ``engine``. Raises :class:`QueryError` for an unknown ``relevance`` or
-    ``metric``, ``k`` < 1, ``sample`` < 1, or when no product can query.
+    at a time, with the search engine ``engine``: one that is built ahead
+    (``needs_build``: ``ivf``, ``hnsw``) is opened from the index folder where it
+    was saved for ``metric`` (:class:`~fashionrec.errors.IndexFolderError` when
+    it is not saved there or is out of date, and with ``normalize``, which it
+    cannot search), or built over the arrays when arrays are given. Raises
+    :class:`QueryError` for an unknown ``relevance``, ``metric`` or ``engine``,
+    ``k`` < 1, ``sample`` < 1, or when no product can query.
     """
     started = time.perf_counter()
     if isinstance(index, (str, os.PathLike)):
@@ -150,6 +160,12 @@ def evaluate_index(
     products = products.reset_index(drop=True)
     k = check_k(k)
     metric = check_metric(metric)
+    saved = engine_class(engine).needs_build and isinstance(index, IndexFolder)
+    if saved and normalize:
+        raise QueryError(
+            f"normalised features cannot be searched with the {engine} engine saved in {index.path}: it holds the "
+            "vectors as stored; evaluate with the cosine metric instead (it ranks like normalised features)"
+        )
     if relevance not in RELEVANCE:
         raise QueryError(f"unknown relevance {relevance!r}; expected one of {', '.join(RELEVANCE)}")
     if embeddings.ndim != 2 or len(embeddings) != len(products):
@@ -184,7 +200,12 @@ def evaluate_index(
         vectors = vectors / np.where(norms > 0, norms, 1.0).astype(np.float32)
     # No query has more than n - 1 others to rank: cap the arrays' k before allocating (Q, k).
     ranked = min(k, n - 1)
-    rows = _nearest_others(vectors, products["id"], query_rows, ranked, metric, block_size, engine)
+    keys = vector_ids(products["id"])
+    if saved:
+        searcher = open_saved_engine(index, engine, metric)  # the vectors and keys the index holds
+    else:
+        searcher = create_engine(engine, metric=metric).build(vectors, keys)
+    rows = _nearest_others(searcher, vectors, keys, query_rows, ranked, block_size)
     rel = (rows >= 0) & (codes[np.maximum(rows, 0)] == codes[query_rows][:, None])
 
     n_rel = n_rel_all[query_rows]
@@ -230,6 +251,7 @@ def evaluate_index(
         seconds=time.perf_counter() - started,
         source=source,
         per_query=per_query,
+        engine=engine,
     )
     log.info(
         "evaluated %d queries over %d products in %.1f s: %s",
@@ -245,19 +267,17 @@ def evaluate_index(
 
 
 def _nearest_others(
-    vectors: np.ndarray, ids: pd.Series, query_rows: np.ndarray, k: int, metric: str, block_size: int,
-    engine_name: str = DEFAULT_ENGINE,
+    engine: SearchEngine, vectors: np.ndarray, keys: np.ndarray, query_rows: np.ndarray, k: int, block_size: int,
 ) -> np.ndarray:
     """Rows (Q, k) int64 of the k products nearest each of the Q ``query_rows``, the query itself excluded.
 
     The caller caps ``k`` to N - 1 (the engine caps it to N only).
 
-    ``vectors``: (N, D) float32, searched under ``metric`` by engine
-    ``engine_name``; ties are broken by product id (``ids``, N); -1 pads a row
-    when fewer than k other products exist. Queries go ``block_size`` at a time.
+    ``engine`` holds the (N, D) float32 ``vectors`` under the (N,) int64 ``keys``
+    (:func:`~fashionrec.index.vector_ids` of the product ids: ties are broken by
+    product id); -1 pads a row when fewer than k other products exist. Queries
+    go ``block_size`` at a time.
     """
-    keys = vector_ids(ids)
-    engine = create_engine(engine_name, metric=metric).build(vectors, keys)
     by_key = np.argsort(keys, kind="stable")  # engine ids -> rows
     rows = np.full((len(query_rows), k), -1, dtype=np.int64)
     for start in range(0, len(query_rows), block_size):

@@ -88,6 +88,10 @@ class EvaluationSummary(BaseModel):
         description="What a relevant result shares with its query: articleType or articleType+baseColour."
     )
     metric: str = Field(description="Distance that ranked the results: euclidean or cosine.")
+    engine: str = Field(
+        default="exact",
+        description="Search engine that ranked the results (exact, or an approximate engine saved in the index).",
+    )
     normalize: bool = Field(description="Whether the features were L2-normalised before ranking.")
     n_products: Count = Field(description="Products in the index (all are searched among).")
     n_queries: Count = Field(description="Products that served as queries.")

@@ -20,7 +20,8 @@ Browsing the catalog (:meth:`Recommender.browse`) answers a
 :class:`ProductPage`: one page of :class:`Product` rows (``id`` and the
 product's columns, in index order, missing values ``null``) with the facet
 counts of the selection; :meth:`Recommender.info` answers an
-:class:`IndexInfo`.
+:class:`IndexInfo`, with an :class:`EngineInfo` per search engine saved in the
+index folder.
 """
 
 from __future__ import annotations
@@ -139,6 +140,47 @@ class ProductPage(BaseModel):
     )
 
 
+class EngineInfo(BaseModel):
+    """A search engine saved in the index folder (``engines/<name>/<metric>/``), as the manifest records it.
+
+    The recall and latencies were measured when the engine was built or last
+    updated: on catalog vectors held out from its training, against the exact
+    engine (each query's own product excluded), at the search-time parameter
+    the tuning chose. Figures the manifest does not hold are null.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(description="Engine name in the registry (ivf, hnsw).")
+    metric: str = Field(description="The distance it was built for: euclidean or cosine.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The parameters it was built with (those of the engine's constructor)."
+    )
+    search_param: Optional[str] = Field(
+        default=None, description="Name of its search-time parameter (nprobe for ivf, efSearch for hnsw)."
+    )
+    search_value: Optional[int] = Field(
+        default=None, description="Value of the search-time parameter: the smallest reaching target_recall."
+    )
+    recall_at_10: Optional[float] = Field(
+        default=None, ge=0, le=1,
+        description="Measured recall@10: the share of the exact 10 nearest products the engine returns.",
+    )
+    recall_queries: Optional[int] = Field(
+        default=None, ge=0, description="Held-out catalog products recall_at_10 and the latencies were measured on."
+    )
+    target_recall: Optional[float] = Field(default=None, description="The recall@10 the tuning aimed for.")
+    p50_ms: Optional[float] = Field(default=None, description="Median time of one query for 10 results, in ms.")
+    p99_ms: Optional[float] = Field(default=None, description="99th percentile of that time, in ms.")
+    exact_below: Optional[int] = Field(
+        default=None, ge=0,
+        description="Filters keeping at most this many products are answered by the exact engine (measured).",
+    )
+    build_seconds: Optional[float] = Field(default=None, description="Wall-clock seconds its last build took.")
+    vectors: Optional[int] = Field(default=None, ge=0, description="Vectors it holds.")
+    saved: Optional[str] = Field(default=None, description="ISO 8601 UTC time it was last saved.")
+
+
 class IndexInfo(BaseModel):
     """What an index folder holds and how it was made (from its manifest), and its evaluation when it has one."""
 
@@ -149,12 +191,27 @@ class IndexInfo(BaseModel):
     created: Optional[str] = Field(description="ISO 8601 UTC time the index was first built.")
     updated: Optional[str] = Field(description="ISO 8601 UTC time of its last (incremental) update.")
     engine: str = Field(description="The search engine answering queries (e.g. exact).")
+    answering: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Per metric (euclidean, cosine), the engine that answers its queries: `engine`, or exact where "
+            "`engine` is not built for that metric or was built for an earlier version of the index."
+        ),
+    )
+    engines: list[EngineInfo] = Field(
+        default_factory=list,
+        description="The engines saved in the index folder, with their measured recall and latency ([]: none).",
+    )
     preprocessing: Optional[str] = Field(description="How pictures are fitted to the input size: crop or pad.")
     runtime: Optional[str] = Field(default=None, description="Inference runtime that computed the vectors.")
     precision: Optional[str] = Field(default=None, description="Inference precision (fp32, bf16).")
     catalog_root: Optional[str] = Field(description="Catalog folder the picture paths are relative to.")
     catalog_where: dict[str, Any] = Field(
         default_factory=dict, description="The attribute filter that selected the indexed products ({}: all)."
+    )
+    skipped: int = Field(
+        default=0, ge=0,
+        description="Catalog products left out (no image, unreadable, too large...), listed in manifest.json.",
     )
     evaluation: Optional[EvaluationSummary] = Field(
         default=None, description="The index folder's evaluation.json (leave-one-out quality), null when absent."

@@ -43,14 +43,17 @@ from pandas.api.internals import create_dataframe_from_blocks
 from ..catalog import coerce_id
 from ..catalog.filters import Filter
 from ..evaluation import EVALUATION_FILE
-from ..errors import CatalogError, FilterError, InvalidKError, QueryError, UnknownProductError
+from ..errors import CatalogError, FilterError, IndexFolderError, InvalidKError, QueryError, UnknownProductError
 from ..index import IndexFolder
-from ..search import DEFAULT_ENGINE, SearchEngine, create_engine, engine_class, load_engine
+from ..search import (
+    DEFAULT_ENGINE, SavedEngine, SearchEngine, create_engine, engine_class, load_engine, open_saved_engine,
+    saved_engines,
+)
 from ..search.base import read_engine_file
-from ..validation import check_filter, check_k, check_metric
+from ..validation import METRICS, check_filter, check_k, check_metric
 from .browse import FACETS, MAX_PER_PAGE, CatalogBrowser
 from ..output import plain_values
-from .results import IndexInfo, Product, ProductPage, Recommendations
+from .results import EngineInfo, IndexInfo, Product, ProductPage, Recommendations
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,7 @@ class Recommender:
         self._row_of_vector_id = dict(zip(self._vector_ids.tolist(), range(len(self._vector_ids))))
         self._columns = list(self.products.columns)
         self._engines: dict[str, SearchEngine] = {}
+        self._fallbacks: dict[str, str] = {}  # metric -> why the exact engine answers instead of the chosen one
         self._lock = threading.Lock()  # guards the lazily made engines and embedder
         self._browser = CatalogBrowser(self.products, FACETS, self._plain_columns)  # tables made on first browse
         self._evaluation: tuple[Any, Any] = (None, None)  # (evaluation.json's stat key, its summary)
@@ -278,17 +282,22 @@ class Recommender:
         return Product.from_record(self.query_product(product_id))
 
     def info(self) -> IndexInfo:
-        """What the index is: backbone, weights, size, dates, engine, catalog, and its evaluation when it has one.
+        """What the index is: backbone, weights, size, dates, engines, catalog, and its evaluation when it has one.
 
-        The evaluation is the index folder's ``evaluation.json`` (``fashionrec
-        demo`` writes one there; ``fashionrec evaluate INDEX --out INDEX``
-        does too), read again when the file changes; None when there is none
-        or it cannot be read (logged as a warning).
+        ``engines`` are the search engines the manifest lists as saved in the
+        folder (an entry that cannot be read is left out, logged as a warning);
+        ``answering`` says, per metric, whether the chosen engine or the exact
+        one answers. The evaluation is the index folder's ``evaluation.json``
+        (``fashionrec demo`` writes one there; ``fashionrec evaluate INDEX --out
+        INDEX`` does too), read again when the file changes; None when there is
+        none or it cannot be read (logged as a warning).
         """
         manifest = self.index.manifest
         catalog = manifest.get("catalog") or {}
         preprocessing = manifest.get("preprocessing") or {}
         weights = manifest.get("weights")
+        skipped = manifest.get("skipped")
+        saved = [engine for engine in saved_engines(self.index) if engine.generation == manifest.get("generation")]
         return IndexInfo(
             backbone=str(manifest["backbone"]),
             weights=None if weights is None else str(weights),
@@ -297,13 +306,43 @@ class Recommender:
             created=manifest.get("created"),
             updated=manifest.get("updated"),
             engine=self.engine_name,
+            answering={metric: self._answering(metric, saved) for metric in METRICS},
+            engines=self._engine_infos(),
             preprocessing=preprocessing.get("mode") if isinstance(preprocessing, Mapping) else None,
             runtime=manifest.get("runtime"),
             precision=manifest.get("precision"),
             catalog_root=None if self.catalog_root is None else str(self.catalog_root),
             catalog_where=dict(catalog.get("where") or {}) if isinstance(catalog, Mapping) else {},
+            skipped=len(skipped) if isinstance(skipped, list) else 0,
             evaluation=self._read_evaluation(),
         )
+
+    def _engine_infos(self) -> list[EngineInfo]:
+        """The manifest's ``engines`` entries as models (unreadable entries left out with a warning)."""
+        entries = self.index.manifest.get("engines") or []
+        infos = []
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                infos.append(EngineInfo.model_validate(entry))
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                log.warning("ignoring an entry of %s/manifest.json's engines: %s", self.index.path,
+                            str(exc).splitlines()[0])
+        return infos
+
+    def _answering(self, metric: str, current: list[SavedEngine]) -> str:
+        """The engine that answers (or will answer) ``metric`` queries, without opening it.
+
+        ``current`` are the engines saved for the index's generation, those
+        :func:`~fashionrec.search.open_saved_engine` accepts.
+        """
+        opened = self._engines.get(metric)
+        if opened is not None:
+            return opened.name
+        if not engine_class(self.engine_name).needs_build:
+            return self.engine_name
+        if any(e.name == self.engine_name and e.metric == metric for e in current):
+            return self.engine_name
+        return "exact"
 
     def query_product(self, product_id: Any) -> dict[str, Any]:
         """The catalog row of ``product_id`` as a dict of plain values (``id``, attributes, ``image``...; None when missing)."""
@@ -369,6 +408,13 @@ class Recommender:
         return engine
 
     def _open_engine(self, metric: str) -> SearchEngine:
+        if engine_class(self.engine_name).needs_build:  # built ahead, saved per metric (see fashionrec.search.saved)
+            try:
+                return open_saved_engine(self.index, self.engine_name, metric, products=self.products)
+            except IndexFolderError as exc:
+                log.warning("%s; answering %s queries with the exact engine", exc, metric)
+                self._fallbacks[metric] = str(exc)
+                return create_engine("exact", metric=metric).build(self._vectors, self._vector_ids, self.products)
         folder = self.index.engine_dir(self.engine_name)
         if folder.is_dir() and read_engine_file(folder).get("metric", metric) == metric:
             log.debug("opening the %s engine saved in %s", self.engine_name, folder)

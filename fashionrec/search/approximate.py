@@ -129,6 +129,48 @@ class Projection:
             return cls(data["mean"], data["components"], bool(data["normalise"]))
 
 
+class FileRows:
+    """Reads rows of a memory-mapped (N, D) float32 array from its file with ``pread``, not through the map.
+
+    Each page touched through a memory map brings its neighbours into the
+    process's resident memory too (the kernel maps cached pages around a
+    fault: 64 KiB for a 5 KiB row), so re-ranking a hundred random rows per
+    query would grow the query process by gigabytes over a million-vector
+    index. Reading them with ``pread`` copies only the rows; the page cache
+    serves them just as fast. ``FileRows.of(array)`` is None for an array in memory.
+    """
+
+    def __init__(self, path: str, offset: int, shape: tuple[int, int]):
+        self.path, self.offset, self.shape = path, int(offset), shape
+        self.row_bytes = shape[1] * 4
+        self._fd = os.open(path, os.O_RDONLY)
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> FileRows | None:
+        if not isinstance(array, np.memmap) or array.filename is None or array.dtype != np.float32:
+            return None
+        if array.ndim != 2 or not array.flags.c_contiguous:
+            return None
+        try:  # the whole array of a file (as numpy.load maps an .npy): its rows are where the offset says
+            whole = array.offset + array.nbytes == os.path.getsize(array.filename)
+        except OSError:
+            return None
+        return cls(array.filename, array.offset, array.shape) if whole else None
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        view = memoryview(out).cast("B")
+        size = self.row_bytes
+        for i, row in enumerate(np.asarray(rows).tolist()):
+            os.preadv(self._fd, [view[i * size : (i + 1) * size]], self.offset + row * size)
+        return out
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+
 def _normalised(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -179,8 +221,8 @@ class ApproximateEngine(SearchEngine):
         metric: str = "euclidean",
         *,
         reduced_dim: int = 256,
-        rerank: int = 10,
-        min_candidates: int = 100,
+        rerank: int = 4,
+        min_candidates: int = 40,
         target_recall: float = 0.95,
         search_value: int | None = None,
         exact_below: int | None = None,
@@ -210,6 +252,7 @@ class ApproximateEngine(SearchEngine):
         self._value: int | None = search_value  # the search value in use (tuned when search_value is None)
         self._cutover: int = exact_below or 0  # filters keeping at most this many products are scanned exactly
         self._exact: ExactEngine | None = None
+        self._id_order: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
         self._projection: Projection | None = None
         self._index: Any = None
         self._fingerprints: np.ndarray | None = None
@@ -250,6 +293,11 @@ class ApproximateEngine(SearchEngine):
     def _add_reduced(self, index: Any, reduced: np.ndarray, ids: np.ndarray) -> None:
         index.add_with_ids(reduced, ids)
 
+    def _candidates(self, reduced: np.ndarray, wanted: int, scale: float, selector: Any) -> np.ndarray:
+        """(Q, wanted) int64 ids of candidates (-1 where fewer) for the (Q, d) reduced queries."""
+        params = self._search_parameters(self._search_value(), scale, wanted, selector)
+        return self._index.search(reduced, wanted, params=params)[1]
+
     # ------------------------------------------------------------------ building
 
     def build(self, vectors, ids, attributes=None) -> ApproximateEngine:
@@ -271,7 +319,8 @@ class ApproximateEngine(SearchEngine):
             block = slice(start, start + 65536)
             self._add_reduced(index, projection(vectors[block]), ids[block])
         with self._lock:
-            self._exact, self._projection, self._index = exact, projection, index
+            self._projection, self._index = projection, index
+            self._set_exact(exact)
             self._fingerprints = fingerprints(vectors)
             self._selectors.clear()
         self.build_info = {
@@ -292,7 +341,7 @@ class ApproximateEngine(SearchEngine):
         with self._lock:
             self._add_reduced(self._index, self._projection(vectors), ids)
             self._fingerprints = np.concatenate([self._fingerprints, fingerprints(vectors)])
-            self._exact = merged
+            self._set_exact(merged)
             self._selectors.clear()
         return self
 
@@ -323,14 +372,16 @@ class ApproximateEngine(SearchEngine):
         if k == 0:
             return out_d, out_i
         selector = self._selector(filter, mask) if mask is not None else None
-        params = self._search_parameters(self._search_value(), n / eligible, wanted, selector)
-        _, found = self._index.search(self._projection(queries), wanted, params=params)
-        scan, row_of = exact._scan, exact._row_of
+        found = self._candidates(self._projection(queries), wanted, n / eligible, selector)
+        scan = exact._scan
+        sorted_ids, sorted_rows = self._id_order
         for qi in range(len(queries)):
-            excluded = set(map(int, exclude_ids[qi])) if exclude_ids is not None else ()
-            rows = [row_of[i] for i in found[qi].tolist() if i >= 0 and i not in excluded]
-            if rows:
-                dist, best = scan.rerank(queries[qi], np.array(rows, dtype=np.int64), k)
+            candidates = found[qi][found[qi] >= 0]
+            if exclude_ids is not None and len(exclude_ids[qi]):
+                candidates = candidates[~np.isin(candidates, np.asarray(exclude_ids[qi], dtype=np.int64))]
+            if len(candidates):
+                rows = sorted_rows[np.searchsorted(sorted_ids, candidates)]  # FAISS returns ids: back to rows
+                dist, best = scan.rerank(queries[qi], rows, k)
                 out_d[qi, : len(best)] = dist
                 out_i[qi, : len(best)] = exact._ids[best]
         return out_d, out_i
@@ -421,10 +472,8 @@ class ApproximateEngine(SearchEngine):
             allowed[rows] = True
             exact_ms = _timed(lambda q: self._exact._scan.search(q, k, allowed=allowed), queries)
             selector = self._bitmap_selector(allowed)
-            params = self._search_parameters(self._search_value(), n / size, max(self.min_candidates, k), selector)
-            reduced = self._projection(queries)
-            approx_ms = _timed(lambda q: self._index.search(q, max(self.min_candidates, self.rerank * k),
-                                                            params=params), reduced)
+            wanted = max(self.min_candidates, self.rerank * k)
+            approx_ms = _timed(lambda q: self._candidates(q, wanted, n / size, selector), self._projection(queries))
             if exact_ms > approx_ms:
                 break
             cutover = size
@@ -462,6 +511,7 @@ class ApproximateEngine(SearchEngine):
         folder = Path(folder)
         description = read_description(folder, expected=cls.name)
         engine = cls(**description["params"])
+        reader = FileRows.of(vectors)  # before check_vectors, which gives a plain view of a memory map
         vectors, ids = check_vectors(vectors, ids, attributes)
         recorded = description.get("vectors") or {}
         if recorded.get("count") != len(ids) or recorded.get("ids_crc32") != ids_checksum(ids):
@@ -482,7 +532,9 @@ class ApproximateEngine(SearchEngine):
         if sq_norms.shape != (len(ids),) or len(prints) != len(ids):
             raise IndexFolderError(f"the {cls.name} engine in {folder} is damaged: its files do not match its "
                                    f"{len(ids)} vectors; rebuild it with `fashionrec engine INDEX_DIR {cls.name} --rebuild`")
-        engine._exact = ExactEngine(engine.metric).build(vectors, ids, attributes, sq_norms=sq_norms)
+        exact = ExactEngine(engine.metric).build(vectors, ids, attributes, sq_norms=sq_norms)
+        exact._scan.row_reader = reader
+        engine._set_exact(exact)
         engine._projection, engine._index, engine._fingerprints = projection, index, prints
         engine._restore(description)
         return engine
@@ -546,7 +598,7 @@ class ApproximateEngine(SearchEngine):
                 self._add_reduced(self._index, self._projection(vectors[rows]), ids[rows])
             action = f"updated (+{len(fresh)} added, -{len(gone)} removed)"
         with self._lock:
-            self._exact = ExactEngine(self.metric).build(vectors, ids, attributes)
+            self._set_exact(ExactEngine(self.metric).build(vectors, ids, attributes))
             self._fingerprints = prints
             self._selectors.clear()
         held_out = np.sort(np.random.default_rng(self.seed).permutation(len(ids))[: self._tune_count(len(ids))])
@@ -563,6 +615,12 @@ class ApproximateEngine(SearchEngine):
             raise NotImplementedError(f"the {self.name} engine cannot remove vectors")
 
     # ------------------------------------------------------------------ internals
+
+    def _set_exact(self, exact: ExactEngine) -> None:
+        """Take ``exact`` as the engine's exact side, with the sorted ids that map FAISS's ids back to rows."""
+        order = np.argsort(exact._ids, kind="stable")
+        self._id_order = (exact._ids[order], order.astype(np.int64))
+        self._exact = exact
 
     def _fitted(self) -> ExactEngine:
         if self._exact is None:

@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -87,6 +87,9 @@ class ExactScan:
         self.gather_fraction = float(gather_fraction)
         self._tie_order = None if tie_order is None else np.asarray(tie_order, dtype=np.int64)
         self._vectors: np.ndarray | None = None
+        self.row_reader: Callable[[np.ndarray], np.ndarray] | None = None
+        """Optional ``reader(rows) -> (len(rows), D) float32`` used to fetch candidate rows for re-ranking
+        instead of indexing the vectors (an approximate engine reads them from the file: see FileRows)."""
 
     # ------------------------------------------------------------------ fit
 
@@ -367,7 +370,8 @@ class ExactScan:
         if len(cand_rows) > chunk:
             return np.concatenate([self._exact(q64, qn, cand_rows[start : start + chunk], chunk)
                                    for start in range(0, len(cand_rows), chunk)])
-        xc = self._vectors[cand_rows]  # float32; the arithmetic below promotes it to float64
+        # float32; the arithmetic below promotes it to float64
+        xc = self._vectors[cand_rows] if self.row_reader is None else self.row_reader(cand_rows)
         if self.metric == "euclidean":
             diff = np.subtract(xc, q64)
             diff *= diff

@@ -40,6 +40,8 @@ class IVFEngine(ApproximateEngine):
         super().__init__(metric, **options)
         self.nlist = nlist
         self.encoding = encoding
+        self._centres: np.ndarray | None = None  # the list centres, (nlist, d), for NumPy's coarse assignment
+        self._centre_norms: np.ndarray | None = None
 
     def _index_params(self) -> dict[str, Any]:
         return {"nlist": self.nlist, "encoding": self.encoding}
@@ -64,11 +66,70 @@ class IVFEngine(ApproximateEngine):
             return faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)
         return faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2)
 
+    # The list centres are found with scikit-learn's k-means and the nearest lists of a vector with a NumPy
+    # product, not with FAISS's own: those run on FAISS's bundled BLAS, measured many times slower than
+    # NumPy's here (benchmarks/RESULTS.md). FAISS then stores and scans the lists.
+
     def _train(self, index: Any, sample: np.ndarray) -> None:
-        index.train(sample)
+        from sklearn.cluster import KMeans
+
+        kmeans = KMeans(self.nlist, init="random", n_init=1, max_iter=20, random_state=self.seed, algorithm="lloyd")
+        centres = np.ascontiguousarray(kmeans.fit(sample).cluster_centers_, dtype=np.float32)
+        index.quantizer.add(centres)
+        self._set_centres(centres)
+        # The codes' value ranges, learnt on residuals: a sample is plenty (FAISS assigns it with its own BLAS).
+        index.train(np.ascontiguousarray(sample[:: max(1, len(sample) // 20_000)]))
         # The mean squared distance of training points to their list's centre: the yardstick of drift.
-        distances, _ = index.quantizer.search(sample[: 20_000], 1)
-        self.build_info["train_residual"] = float(np.mean(distances))
+        self.build_info["train_residual"] = float(np.mean(self._nearest_lists(sample[:20_000], 1)[0]))
+
+    def _set_centres(self, centres: np.ndarray) -> None:
+        self._centres = np.ascontiguousarray(centres, dtype=np.float32)
+        self._centre_norms = np.einsum("ij,ij->i", self._centres, self._centres)
+
+    def _nearest_lists(self, x: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, nprobe) squared distances and numbers of the nearest lists of each of the (n, d) vectors, nearest first."""
+        if self._centres is None:
+            quantizer = self._index.quantizer
+            self._set_centres(quantizer.reconstruct_n(0, quantizer.ntotal))
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        nprobe = min(nprobe, len(self._centres))
+        if len(x) < 20:  # a few queries: FAISS's SIMD scan (no BLAS below 20 queries) beats a NumPy product
+            dist, lists = self._index.quantizer.search(x, nprobe)
+            return np.ascontiguousarray(dist), np.ascontiguousarray(lists)
+        dist = np.empty((len(x), nprobe), dtype=np.float32)
+        lists = np.empty((len(x), nprobe), dtype=np.int64)
+        for start in range(0, len(x), 8192):
+            block = x[start : start + 8192]
+            d = self._centre_norms - 2 * (block @ self._centres.T)  # + |x|^2, the same for every list
+            part = np.argpartition(d, nprobe - 1, axis=1)[:, :nprobe] if nprobe < d.shape[1] else \
+                np.broadcast_to(np.arange(d.shape[1]), d.shape).copy()
+            part_d = np.take_along_axis(d, part, axis=1)
+            order = np.argsort(part_d, axis=1)
+            lists[start : start + len(block)] = np.take_along_axis(part, order, axis=1)
+            dist[start : start + len(block)] = np.take_along_axis(part_d, order, axis=1) + \
+                np.einsum("ij,ij->i", block, block)[:, None]
+        return dist, lists
+
+    def _add_reduced(self, index: Any, reduced: np.ndarray, ids: np.ndarray) -> None:
+        faiss = import_faiss()
+        lists = np.ascontiguousarray(self._nearest_lists(reduced, 1)[1][:, 0])
+        reduced, ids = np.ascontiguousarray(reduced), np.ascontiguousarray(ids, dtype=np.int64)
+        index.add_core(len(reduced), faiss.swig_ptr(reduced), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
+
+    def _candidates(self, reduced: np.ndarray, wanted: int, scale: float, selector: Any) -> np.ndarray:
+        faiss = import_faiss()
+        params = self._search_parameters(self._search_value(), scale, wanted, selector)
+        coarse, lists = self._nearest_lists(reduced, params.nprobe)
+        params.nprobe = lists.shape[1]
+        reduced = np.ascontiguousarray(reduced, dtype=np.float32)
+        n = len(reduced)
+        distances = np.empty((n, wanted), dtype=np.float32)
+        found = np.empty((n, wanted), dtype=np.int64)
+        # The C++ call: the Python wrapper of search_preassigned takes no search parameters (selector, nprobe).
+        self._index.search_preassigned_c(n, faiss.swig_ptr(reduced), wanted, faiss.swig_ptr(lists),
+                                         faiss.swig_ptr(coarse), faiss.swig_ptr(distances), faiss.swig_ptr(found),
+                                         False, params)
+        return found
 
     def _search_parameters(self, value: int, scale: float, k: int, selector: Any) -> Any:
         faiss = import_faiss()
@@ -97,8 +158,7 @@ class IVFEngine(ApproximateEngine):
             return f"{n_now} vectors, trained for {trained_for}"
         base = self.build_info.get("train_residual")
         if base and len(added_reduced):
-            distances, _ = self._index.quantizer.search(np.ascontiguousarray(added_reduced[:20_000]), 1)
-            ratio = float(np.mean(distances)) / base
+            ratio = float(np.mean(self._nearest_lists(added_reduced[:20_000], 1)[0])) / base
             if ratio > 1.5:
                 return f"new vectors {ratio:.2f} times farther from their lists than the training vectors"
         return None

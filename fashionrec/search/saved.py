@@ -59,7 +59,8 @@ class SavedEngine:
         return {
             "name": self.name, "metric": self.metric, "params": self.description.get("params"),
             "search_param": tuning.get("param"), "search_value": tuning.get("value"),
-            "recall_at_10": tuning.get("recall"), "target_recall": tuning.get("target_recall"),
+            "recall_at_10": tuning.get("recall"), "recall_queries": tuning.get("queries"),
+            "target_recall": tuning.get("target_recall"),
             "p50_ms": tuning.get("p50_ms"), "p99_ms": tuning.get("p99_ms"), "exact_below": tuning.get("exact_below"),
             "build_seconds": build.get("seconds"), "vectors": (self.description.get("vectors") or {}).get("count"),
             "saved": self.description.get("saved"),

@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..errors import FashionrecError
 from ..recommend import Recommender
+from ..search import DEFAULT_ENGINE
 from .batching import SimilarBatcher
 from .errors import install_error_handlers
 from .security import SecurityHeadersMiddleware
@@ -40,6 +41,8 @@ ENV_CATALOG = ENV_PREFIX + "CATALOG"
 """Catalog folder the pictures are under, when it moved since indexing."""
 ENV_WEIGHTS = ENV_PREFIX + "WEIGHTS"
 """Weights file of the index's backbone (photo queries)."""
+ENV_ENGINE = ENV_PREFIX + "ENGINE"
+"""Search engine answering the queries (``fashionrec serve --engine``; default exact)."""
 ENV_MAX_UPLOAD_BYTES = ENV_PREFIX + "MAX_UPLOAD_BYTES"
 ENV_ALLOW_PRIVATE_URLS = ENV_PREFIX + "ALLOW_PRIVATE_URLS"
 """``1`` to let ``?url=`` reach private addresses."""
@@ -103,8 +106,10 @@ def settings_to_env(
     *,
     catalog: str | os.PathLike | None = None,
     weights: str | os.PathLike | None = None,
+    engine: str | None = None,
 ) -> dict[str, str]:
-    """The ``FASHIONREC_SERVE_*`` variables that make :func:`app_from_env` build the same app."""
+    """The ``FASHIONREC_SERVE_*`` variables that make :func:`app_from_env` build the same app
+    (over the index folder ``index``, its pictures under ``catalog``, with search engine ``engine``)."""
     env = {
         ENV_INDEX: str(index),
         ENV_MAX_UPLOAD_BYTES: str(settings.max_upload_bytes),
@@ -115,6 +120,8 @@ def settings_to_env(
         env[ENV_CATALOG] = str(catalog)
     if weights is not None:
         env[ENV_WEIGHTS] = str(weights)
+    if engine is not None:
+        env[ENV_ENGINE] = engine
     return env
 
 
@@ -146,6 +153,7 @@ def app_from_env() -> FastAPI:
         raise FashionrecError(f"{ENV_INDEX} is not set; expected the index folder to serve (set by `fashionrec serve`)")
     catalog = os.environ.get(ENV_CATALOG) or None
     weights = os.environ.get(ENV_WEIGHTS) or None
+    engine = os.environ.get(ENV_ENGINE) or DEFAULT_ENGINE
     try:
         max_upload = int(os.environ.get(ENV_MAX_UPLOAD_BYTES) or 10 * MIB)
     except ValueError:
@@ -161,7 +169,7 @@ def app_from_env() -> FastAPI:
     if blas_threads:
         limit_blas_threads(int(blas_threads))
     recommender = Recommender.load(
-        index, weights=weights, catalog_root=find_catalog_root(catalog) if catalog else None
+        index, weights=weights, catalog_root=find_catalog_root(catalog) if catalog else None, engine=engine
     )
     return create_app(recommender, settings)
 

@@ -18,8 +18,9 @@ Content-Security-Policy of :mod:`fashionrec.web.security` holds):
     picture in the field ``image``), or an image URL (``GET /search?url=...``);
     the photo shown beside its results; ``k``, ``metric`` and filters as above.
 ``GET /about``
-    About this index: backbone, weights, product count, dates and the
-    evaluation summary when the index folder has one.
+    About this index: backbone, weights, product count, dates, which search
+    engine answers, the engines saved in the folder with their measured
+    recall and latency, and the evaluation summary when the index folder has one.
 
 Every mistake (an unknown product, a file that is not a picture or too large, a
 URL that is refused or cannot be fetched, a bad ``k``) is shown on the page as a
@@ -544,6 +545,7 @@ INFO_LABELS: dict[str, str] = {
     "updated": "Updated",
     "catalog_root": "Catalog folder",
     "catalog_where": "Products indexed",
+    "skipped": "Products skipped",
 }
 """Facts of :class:`~fashionrec.recommend.IndexInfo` in the order the about page lists them."""
 
@@ -553,15 +555,53 @@ LONG_FACT = 24
 
 @router.get("/about", response_class=HTMLResponse)
 def about_page(request: Request) -> HTMLResponse:
-    """About this index: backbone, weights, counts, dates, evaluation summary."""
+    """About this index: backbone, weights, counts, dates, search engines, evaluation summary."""
     info = _recommender(request).info().model_dump(mode="json")
     evaluation = info.pop("evaluation", None)
+    engines = info.pop("engines", None) or []
+    answering = info.pop("answering", None) or {}
+    info["engine"] = _engine_fact(info["engine"], answering)
     ordered = [name for name in INFO_LABELS if name in info] + [n for n in info if n not in INFO_LABELS]
     facts = []
     for name in ordered:
         value = _fact(name, info[name])
         facts.append({"label": INFO_LABELS.get(name, name), "value": value, "long": len(value) > LONG_FACT})
-    return render("about.html", section="about", facts=facts, evaluation=_evaluation_view(evaluation))
+    return render("about.html", section="about", facts=facts, engines=_engines_table(engines, answering),
+                  evaluation=_evaluation_view(evaluation))
+
+
+def _engine_fact(engine: str, answering: Mapping[str, str]) -> str:
+    """Which engine answers, saying where the exact engine stands in for it (a metric it is not built for)."""
+    instead = [metric for metric, name in answering.items() if name != engine]
+    if not instead:
+        return engine
+    answered = [metric for metric in answering if metric not in instead]
+    where = f" for {' and '.join(answered)}" if answered else ""
+    return (f"{engine}{where}; exact for {' and '.join(instead)} "
+            f"({engine} is not built for {'it' if len(instead) == 1 else 'them'})")
+
+
+def _engines_table(engines: Sequence[Mapping[str, Any]], answering: Mapping[str, str]) -> dict[str, Any] | None:
+    """The table of the engines saved in the index folder (None when there is none)."""
+    if not engines:
+        return None
+    rows = []
+    for e in engines:
+        recall = _fixed(e.get("recall_at_10"))
+        if e.get("recall_queries") is not None:
+            recall += f" on {e['recall_queries']:,} held-out products"
+        param = "—" if e.get("search_param") is None else f"{e['search_param']} = {e.get('search_value')}"
+        answers = answering.get(e["metric"]) == e["name"]
+        rows.append([
+            e["name"] + (" (answering)" if answers else ""), e["metric"], param, recall,
+            "—" if e.get("target_recall") is None else f"{e['target_recall']:.2f}",
+            "—" if e.get("p50_ms") is None else f"{e['p50_ms']:.2f}",
+            "—" if e.get("build_seconds") is None else f"{e['build_seconds']:,.1f} s",
+        ])
+    return {"title": "Search engines", "collapsed": False, "text": [1, 2],
+            "header": ["Engine", "Distance", "Search parameter", "Recall@10 (measured)", "Target", "p50 ms",
+                       "Build time"],
+            "rows": rows}
 
 
 def _fact(name: str, value: Any) -> str:
@@ -597,7 +637,7 @@ def _evaluation_view(summary: Mapping[str, Any] | None) -> dict[str, Any] | None
         return None
     scalars = [{"label": label, "value": _text(summary[key])} for key, label in (
         ("n_queries", "Queries"), ("k", "Cut-off k"), ("relevance", "Relevant when sharing"),
-        ("metric", "Distance")) if summary.get(key) is not None]
+        ("metric", "Distance"), ("engine", "Search engine")) if summary.get(key) is not None]
     tables = []
     if summary.get("overall"):
         tables.append(_metrics_table("Leave-one-out retrieval", "Random ranking",
