@@ -12,8 +12,9 @@ of the exact engine). So:
 * the recall it reaches is measured when it is built: on ``tune_queries``
   catalog vectors held out from training, against exact search (query product
   excluded), for increasing values of the search-time parameter (``nprobe`` or
-  ``efSearch``); the smallest value reaching ``target_recall`` is kept, and
-  the whole curve with its latencies is stored (:attr:`ApproximateEngine.tuning`);
+  ``efSearch``); the smallest value whose recall reaches ``target_recall`` with
+  95 % confidence (the one-sided lower bound over the held-out queries) is
+  kept, and the whole curve with its latencies is stored (:attr:`ApproximateEngine.tuning`);
 * a filter that leaves at most ``exact_below`` products is answered by the exact
   engine over those products (faster there, and exact); the cut-over is
   measured at build time unless given. Larger filters search the FAISS index
@@ -50,7 +51,7 @@ from ..catalog.filters import Filter
 from ..errors import IndexFolderError
 from ..output import atomic_folder, atomic_write
 from ..validation import check_k
-from .base import ENGINE_FILE, RangeResult, SearchEngine, check_vectors
+from .base import ENGINE_FILE, RangeResult, SearchEngine, check_vectors, read_description
 from .exact import ExactEngine
 from .faiss_setup import import_faiss, kernel_report
 
@@ -430,19 +431,25 @@ class ApproximateEngine(SearchEngine):
         for value in ([self.search_value] if self.search_value is not None else self.search_values):
             self._value = value
             found = self.search(queries, k, exclude_ids=own)[1]
-            recall = float(np.mean([len(set(t[t >= 0]) & set(f)) / max(1, int((t >= 0).sum()))
-                                    for t, f in zip(truth, found)]))
+            per_query = np.array([len(set(t[t >= 0]) & set(f)) / max(1, int((t >= 0).sum()))
+                                  for t, f in zip(truth, found)])
+            recall = float(per_query.mean())
+            # One-sided 95 % lower bound of the recall over all queries, not only these held-out ones:
+            # a value that reaches the target on the sample by chance is not kept.
+            low = recall - 1.645 * float(per_query.std(ddof=1)) / math.sqrt(len(per_query)) if len(per_query) > 1 \
+                else recall
             p50, p99 = self._latency(queries[:100], k, own[:100])
-            curve.append({self.search_param: value, "recall": round(recall, 4), "p50_ms": p50, "p99_ms": p99})
-            if recall >= self.target_recall:
+            curve.append({self.search_param: value, "recall": round(recall, 4), "recall_low": round(low, 4),
+                          "p50_ms": p50, "p99_ms": p99})
+            if low >= self.target_recall:
                 break
         chosen = curve[-1]
         self._value = chosen[self.search_param]
         self.tuning = {
             "k": k, "queries": int(len(held_out)), "target_recall": self.target_recall, "param": self.search_param,
-            "value": self._value,
-            "recall": chosen["recall"], "p50_ms": chosen["p50_ms"], "p99_ms": chosen["p99_ms"],
-            "reached": chosen["recall"] >= self.target_recall, "curve": curve,
+            "value": self._value, "recall": chosen["recall"], "recall_low": chosen["recall_low"],
+            "p50_ms": chosen["p50_ms"], "p99_ms": chosen["p99_ms"],
+            "reached": chosen["recall_low"] >= self.target_recall, "curve": curve,
         }
         self._cutover = self.exact_below if self.exact_below is not None else self._measure_cutover(queries[:20], k)
         self.tuning["exact_below"] = self._cutover
@@ -684,20 +691,3 @@ def _timed(run, queries: np.ndarray) -> float:
         run(q[None, :])
         times.append(time.perf_counter() - started)
     return float(np.median(times)) * 1000
-
-
-def read_description(folder: str | os.PathLike, *, expected: str | None = None) -> dict[str, Any]:
-    """``engine.json`` of a saved approximate engine; IndexFolderError when absent, unreadable or foreign."""
-    file = Path(folder) / ENGINE_FILE
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndexFolderError(f"no search engine saved in {folder}: {ENGINE_FILE} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise IndexFolderError(f"cannot read {file}: {exc}") from None
-    if not isinstance(data, Mapping) or not isinstance(data.get("params"), Mapping):
-        raise IndexFolderError(f"{file}: expected {{'engine': name, 'params': {{...}}, ...}}")
-    if expected is not None and data.get("engine") != expected:
-        raise IndexFolderError(f"{file} holds engine {data.get('engine')!r}, expected {expected!r}")
-    return dict(data)
-

@@ -190,6 +190,14 @@ class SearchEngine(ABC):
 
 def read_engine_file(folder: str | os.PathLike, *, expected: str | None = None) -> dict[str, Any]:
     """The parameters stored in ``folder/engine.json``; IndexFolderError when absent or foreign."""
+    return read_description(folder, expected=expected)["params"]
+
+
+def read_description(folder: str | os.PathLike, *, expected: str | None = None) -> dict[str, Any]:
+    """The whole ``folder/engine.json`` (``engine``, ``params``, and what the engine records besides).
+
+    Raises IndexFolderError when it is absent, unreadable, or names another engine than ``expected``.
+    """
     file = Path(folder) / ENGINE_FILE
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -198,10 +206,10 @@ def read_engine_file(folder: str | os.PathLike, *, expected: str | None = None) 
     except (OSError, ValueError) as exc:
         raise IndexFolderError(f"cannot read {file}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
-        raise IndexFolderError(f"{file}: expected {{'engine': name, 'params': {{...}}}}, got {data!r}")
+        raise IndexFolderError(f"{file}: expected {{'engine': name, 'params': {{...}}}}, got {str(data)[:80]}")
     if expected is not None and data.get("engine") != expected:
         raise IndexFolderError(f"{file} holds engine {data.get('engine')!r}, expected {expected!r}")
-    return data["params"]
+    return data
 
 
 def check_vectors(vectors: Any, ids: Any, attributes: pd.DataFrame | None, *, dim: int | None = None

@@ -26,8 +26,8 @@ from typing import Any
 
 from ..errors import IndexFolderError
 from ..index import ENGINES_DIR, IndexFolder, update_manifest
-from .approximate import ApproximateEngine, read_description
-from .base import SearchEngine
+from .approximate import ApproximateEngine
+from .base import SearchEngine, read_description
 from .registry import create_engine, engine_class
 
 log = logging.getLogger(__name__)
