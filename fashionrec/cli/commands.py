@@ -288,6 +288,60 @@ def info(
     print_index_info(facts)
 
 
+@cli_command
+def duplicates(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX_DIR", help="Index folder built by `fashionrec index`.")],
+    threshold: Annotated[Optional[float], typer.Option(
+        help="Group products within this distance of each other. Default: --auto.")] = None,
+    auto: Annotated[bool, typer.Option(
+        "--auto", help="Pick the threshold from the products' nearest-neighbour distances (the default).")] = False,
+    where: WhereOption = None,
+    metric: Annotated[str, typer.Option(help="euclidean or cosine.")] = "euclidean",
+    engine_name: Annotated[str, typer.Option("--engine", help="Search engine (exact, ivf, hnsw).")] = "exact",
+    out: Annotated[Optional[Path], typer.Option(help="Folder for groups.csv and groups.json.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the groups as JSON.")] = False,
+) -> None:
+    """Groups of near-duplicate products: features within a distance of each other (connected components)."""
+    from ..catalog import parse_where
+    from ..output import atomic_write, json_value
+    from ..recommend import Recommender
+
+    if threshold is not None and auto:
+        raise FashionrecError("give --threshold D or --auto, not both")
+    if threshold is not None and not (threshold >= 0 and threshold != float("inf")):
+        raise FashionrecError(f"--threshold {threshold}: expected a distance >= 0")
+    if not index_dir.is_dir():
+        raise FashionrecError(f"index folder {index_dir} not found; expected a folder built by `fashionrec index`")
+    rec = Recommender.load(index_dir, engine=engine_name)
+    scan = rec.duplicates(threshold, where=parse_where(where), metric=metric)
+    groups = [{"size": len(g), "ids": [json_value(i) for i in g.ids],
+               "pairs": [{"a": json_value(a), "b": json_value(b), "distance": d} for a, b, d in g.pairs]}
+              for g in scan.groups]
+    summary = {"threshold": scan.threshold, "why": scan.notes.get("threshold", "given with --threshold"),
+               "searched": scan.searched, "groups": len(groups), "products_in_groups": scan.products_in_groups,
+               "seconds": round(scan.seconds, 3)}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        lines = ["group,size,id"] + [f"{n},{g['size']},{pid}" for n, g in enumerate(groups, 1) for pid in g["ids"]]
+        atomic_write(out / "groups.csv", lambda f: f.write(("\n".join(lines) + "\n").encode()))
+        text = json.dumps({**summary, "group_list": groups}, indent=2) + "\n"
+        atomic_write(out / "groups.json", lambda f: f.write(text.encode()))
+    if as_json:
+        sys.stdout.write(json.dumps({**summary, "group_list": groups}) + "\n")
+        return
+    console.print(f"threshold {scan.threshold:.4g} ({summary['why']})")
+    console.print(f"{len(groups)} groups, {scan.products_in_groups} of {scan.searched} products, "
+                  f"in {scan.seconds:.1f} s")
+    table = Table("group", "size", "products (id)", "closest pair")
+    for n, g in enumerate(groups[:20], 1):
+        closest = g["pairs"][0]
+        table.add_row(str(n), str(g["size"]), ", ".join(map(str, g["ids"][:8])) + (" ..." if g["size"] > 8 else ""),
+                      f"{closest['a']} - {closest['b']}: {closest['distance']:.4g}")
+    console.print(table)
+    if len(groups) > 20:
+        console.print(f"... {len(groups) - 20} more groups" + (f" in {out / 'groups.json'}" if out else " (--out DIR)"))
+
+
 def _preprocessing(backbone: str | None, mode: str | None):
     if mode is None:
         return None

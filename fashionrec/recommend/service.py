@@ -53,6 +53,7 @@ from ..search.base import read_engine_file
 from ..validation import METRICS, check_filter, check_k, check_metric
 from .browse import FACETS, MAX_PER_PAGE, CatalogBrowser
 from ..output import plain_values
+from .duplicates import DuplicateGroup, DuplicateScan, auto_duplicate_groups, duplicate_groups
 from .results import EngineInfo, IndexInfo, Product, ProductPage, Recommendations
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,35 @@ class Recommender:
         if any(e.name == self.engine_name and e.metric == metric for e in current):
             return self.engine_name
         return "exact"
+
+    def duplicates(
+        self,
+        threshold: float | None = None,
+        where: Mapping[str, Any] | None = None,
+        metric: str = "euclidean",
+        progress: Any = None,
+    ) -> DuplicateScan:
+        """Groups of near-duplicate products of the index (see :mod:`fashionrec.recommend.duplicates`).
+
+        ``threshold`` is a distance in the metric's units; None picks one from
+        the products' nearest-neighbour distances (:func:`auto_threshold`, its
+        reason in ``scan.notes``). ``where`` looks only within a selection.
+        Groups hold product ids, largest groups first.
+        """
+        engine = self.engine(check_metric(metric))
+        flt = self._filter(where)
+        rows = None if flt is None else np.flatnonzero(flt.mask(self.products))
+        if threshold is None:
+            scan = auto_duplicate_groups(engine, self._vectors, self._vector_ids, rows=rows, filter=flt)
+        else:
+            scan = duplicate_groups(engine, self._vectors, self._vector_ids, threshold, rows=rows, filter=flt,
+                                    progress=progress)
+        ids = self._ids.to_numpy()
+        product_of = {int(v): ids[r] for r, v in enumerate(self._vector_ids.tolist())}
+        scan.groups = [DuplicateGroup(tuple(product_of[i] for i in g.ids),
+                                      tuple((product_of[a], product_of[b], d) for a, b, d in g.pairs))
+                       for g in scan.groups]
+        return scan
 
     def query_product(self, product_id: Any) -> dict[str, Any]:
         """The catalog row of ``product_id`` as a dict of plain values (``id``, attributes, ``image``...; None when missing)."""
