@@ -169,7 +169,10 @@ def test_index_re_embeds_only_the_damaged_blocks(built, tmp_path):
 
 def test_non_finite_rows_finds_bad_rows_across_chunks():
     """The load check reads a few megabytes at a time; a bad row is found wherever it falls."""
-    from fashionrec.index.folder import non_finite_rows
+    from fashionrec.index.folder import scan_embeddings
+
+    def non_finite_rows(vectors):
+        return scan_embeddings(vectors).non_finite
 
     vectors = np.ones((1000, 16), np.float32)
     vectors[[10, 999], [0, 15]] = [np.nan, np.inf]

@@ -137,10 +137,6 @@ class IndexFolder:
         root = (self.manifest.get("catalog") or {}).get("root")
         return Path(root) if root else None
 
-    def non_finite_rows(self) -> np.ndarray:
-        """(m,) int64 positions of the rows of :attr:`embeddings` holding a NaN or inf, ascending."""
-        return non_finite_rows(self.embeddings)
-
     @classmethod
     def load(cls, path: str | os.PathLike, *, mmap: bool = True, check_finite: bool = True) -> IndexFolder:
         """Read and validate an index folder; raises :class:`IndexFolderError`.
@@ -148,7 +144,7 @@ class IndexFolder:
         With ``check_finite`` (the default) every vector is checked and a NaN or
         inf anywhere is an error naming the first bad row, its product id and
         how many rows are bad. ``check_finite=False`` is for repairing such a
-        folder (see :meth:`non_finite_rows`).
+        folder (see :meth:`damaged_rows`).
         """
         path = Path(path)
         data = generation_dir(path)  # resolved once: all three files come from this one folder
@@ -267,16 +263,7 @@ def repair_hint(path: Path, manifest: Mapping[str, Any]) -> str:
 
 
 _CHECK_BYTES = 8 << 20
-"""Bytes of vectors checked at once by :func:`non_finite_rows` (bounds its temporary memory)."""
-
-
-def non_finite_rows(embeddings: np.ndarray) -> np.ndarray:
-    """(m,) int64 positions of the rows of the (N, D) ``embeddings`` that hold a NaN or inf, ascending.
-
-    Reads the array once, a few megabytes at a time (:func:`scan_embeddings`),
-    so a memory map is checked without being copied (see benchmarks/RESULTS.md for the cost).
-    """
-    return scan_embeddings(embeddings).non_finite
+"""Bytes of vectors checked at once by :func:`scan_embeddings` (bounds its temporary memory)."""
 
 
 CHECKSUM_ALGORITHM = "crc32"

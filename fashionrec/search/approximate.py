@@ -67,7 +67,7 @@ NORMS_FILE = "norms.npy"
 """Squared norms of the vectors: opening the engine then reads no vector it does not need."""
 
 
-def ids_checksum(ids: np.ndarray) -> int:
+def vector_ids_checksum(ids: np.ndarray) -> int:
     """CRC-32 of an (N,) int64 id array, in order: which vectors an engine was built over."""
     return zlib.crc32(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
 
@@ -249,6 +249,7 @@ class ApproximateEngine(SearchEngine):
         self.seed = seed
         self.tuning: dict[str, Any] = {}
         self.build_info: dict[str, Any] = {}
+        self.description: dict[str, Any] | None = None  # engine.json as read, for an engine opened from its folder
         self.index_generation: str | None = None  # the index folder generation the engine was built or updated for
         self._value: int | None = search_value  # the search value in use (tuned when search_value is None)
         self._cutover: int = exact_below or 0  # filters keeping at most this many products are scanned exactly
@@ -496,7 +497,7 @@ class ApproximateEngine(SearchEngine):
         data = faiss.serialize_index(self._index)
         description = {
             "engine": self.name, "params": self.params(), "build": self.build_info, "tuning": self.tuning,
-            "vectors": {"count": self.ntotal, "ids_crc32": ids_checksum(self._exact._ids),
+            "vectors": {"count": self.ntotal, "ids_crc32": vector_ids_checksum(self._exact._ids),
                         "index_generation": self.index_generation},
             "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -516,38 +517,46 @@ class ApproximateEngine(SearchEngine):
     def load(cls, folder, vectors, ids, attributes=None) -> ApproximateEngine:
         """Open a saved engine over the index's vectors; IndexFolderError when it was built over other vectors."""
         folder = Path(folder)
-        description = read_description(folder, expected=cls.name)
-        engine = cls(**description["params"])
         reader = FileRows.of(vectors)  # before check_vectors, which gives a plain view of a memory map
         vectors, ids = check_vectors(vectors, ids, attributes)
-        recorded = description.get("vectors") or {}
-        if recorded.get("count") != len(ids) or recorded.get("ids_crc32") != ids_checksum(ids):
+        engine, saved_ids, prints, sq_norms = cls._read_saved(folder)
+        recorded = (engine.description or {}).get("vectors") or {}
+        if recorded.get("count") != len(ids) or recorded.get("ids_crc32") != vector_ids_checksum(ids):
             index_dir = folder.parents[2] if folder.parent.parent.name == "engines" else "INDEX_DIR"
             raise IndexFolderError(
                 f"the {cls.name} engine in {folder} was built over other vectors ({recorded.get('count')} of them) "
                 f"than the index holds now ({len(ids)}); update it with `fashionrec engine {index_dir} {cls.name}`"
             )
-        faiss = import_faiss()
-        try:
-            index = faiss.read_index(str(folder / FAISS_FILE))
-            projection = Projection.load(folder / PROJECTION_FILE)
-            with np.load(folder / FINGERPRINTS_FILE, allow_pickle=False) as data:
-                prints = np.asarray(data["fingerprints"])
-            sq_norms = np.load(folder / NORMS_FILE, allow_pickle=False)
-        except (OSError, RuntimeError, ValueError, KeyError) as exc:
-            raise IndexFolderError(f"cannot read the {cls.name} engine in {folder}: {exc}") from None
         if sq_norms.shape != (len(ids),) or len(prints) != len(ids):
             raise IndexFolderError(f"the {cls.name} engine in {folder} is damaged: its files do not match its "
                                    f"{len(ids)} vectors; rebuild it with `fashionrec engine INDEX_DIR {cls.name} --rebuild`")
         exact = ExactEngine(engine.metric).build(vectors, ids, attributes, sq_norms=sq_norms)
         exact._scan.row_reader = reader
         engine._set_exact(exact)
-        engine._projection, engine._index, engine._fingerprints = projection, index, prints
-        engine._restore(description)
+        engine._fingerprints = prints
         return engine
+
+    @classmethod
+    def _read_saved(cls, folder: Path) -> tuple[ApproximateEngine, np.ndarray, np.ndarray, np.ndarray]:
+        """A saved engine with its FAISS index, projection and measured state, without vectors; and its saved
+        ids, fingerprints and squared norms. IndexFolderError when a file is missing or unreadable."""
+        description = read_description(folder, expected=cls.name)
+        engine = cls(**description["params"])
+        faiss = import_faiss()
+        try:
+            engine._index = faiss.read_index(str(folder / FAISS_FILE))
+            engine._projection = Projection.load(folder / PROJECTION_FILE)
+            with np.load(folder / FINGERPRINTS_FILE, allow_pickle=False) as data:
+                ids, prints = np.asarray(data["ids"]), np.asarray(data["fingerprints"])
+            sq_norms = np.load(folder / NORMS_FILE, allow_pickle=False)
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            raise IndexFolderError(f"cannot read the {cls.name} engine in {folder}: {exc}") from None
+        engine._restore(description)
+        return engine, ids, prints, sq_norms
 
     def _restore(self, description: Mapping[str, Any]) -> None:
         """Take the measured state (tuning, build record, generation) from a saved ``engine.json``."""
+        self.description = dict(description)
         self.tuning = dict(description.get("tuning") or {})
         self.build_info = dict(description.get("build") or {})
         self.index_generation = (description.get("vectors") or {}).get("index_generation")
@@ -561,18 +570,8 @@ class ApproximateEngine(SearchEngine):
     @classmethod
     def open_for_update(cls, folder: str | os.PathLike) -> ApproximateEngine:
         """A saved engine without its vectors, to :meth:`update` it to the index's vectors of now."""
-        folder = Path(folder)
-        description = read_description(folder, expected=cls.name)
-        engine = cls(**description["params"])
-        faiss = import_faiss()
-        try:
-            engine._index = faiss.read_index(str(folder / FAISS_FILE))
-            engine._projection = Projection.load(folder / PROJECTION_FILE)
-            with np.load(folder / FINGERPRINTS_FILE, allow_pickle=False) as data:
-                engine._old = (np.asarray(data["ids"]), np.asarray(data["fingerprints"]))
-        except (OSError, RuntimeError, ValueError, KeyError) as exc:
-            raise IndexFolderError(f"cannot read the {cls.name} engine in {folder}: {exc}") from None
-        engine._restore(description)
+        engine, ids, prints, _ = cls._read_saved(Path(folder))
+        engine._old = (ids, prints)
         return engine
 
     def update(self, vectors, ids, attributes=None) -> str:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 def engine_folder(index: IndexFolder, name: str, metric: str) -> Path:
     """Where engine ``name`` built for ``metric`` is saved: ``<index>/engines/<name>/<metric>``."""
-    return Path(index.path) / ENGINES_DIR / name / metric
+    return index.engine_dir(name) / metric
 
 
 @dataclass(frozen=True)
