@@ -34,6 +34,7 @@ from .manifest import (
 __all__ = [
     "COMPATIBILITY_KEYS", "CURRENT_LINK", "EMBEDDINGS_FILE", "ENGINES_DIR", "FORMAT_NAME", "FORMAT_VERSION",
     "GENERATIONS_DIR", "MANIFEST_FILE", "MANIFEST_KEYS", "PRODUCTS_FILE", "REQUIRED_KEYS", "IndexFolder",
-    "check_compatible", "exclusive_build_lock", "generation_dir", "read_manifest", "remove_leftovers", "update_manifest", "utc_now", "vector_ids",
+    "check_compatible", "exclusive_build_lock", "generation_dir", "read_manifest", "remove_leftovers",
+    "update_manifest", "utc_now", "vector_ids",
     "write_index",
 ]
