@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ..errors import FashionrecError
 from .app import WhereOption, cli_command, console, err_console
-from .render import print_engines, print_evaluation, print_index_info, print_index_summary, print_results
+from .render import print_engines, print_evaluation, print_index_info, print_index_summary, print_results, progress_bar
 
 EngineOption = Annotated[str, typer.Option(
     "--engine", help="Search engine answering the queries: exact (default), or ivf / hnsw when built in the index "
@@ -95,8 +95,6 @@ def index(
         "--target-recall", help="Recall@10 the engines of --engine are tuned to reach, measured against exact search.")] = 0.95,
 ) -> None:
     """Embed catalog images into an index folder (resumable, incremental); optionally build search engines."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from ..catalog import load_catalog, parse_where
     from ..embedding import CHECKPOINT_EVERY, ImageEmbedder, build_index
     from ..images import DEFAULT_MAX_PIXELS
@@ -120,32 +118,10 @@ def index(
                              preprocessing=_preprocessing(backbone, preprocessing),
                              max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     embedder.settings()  # load the model first: missing weights fail before any progress bar
-    bar = Progress(
-        TextColumn("[bold]embedding[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    )
-    task = bar.add_task("embed", total=None, rate="")
-
-    def on_progress(done: int, total: int) -> None:
-        if not bar.live.is_started:  # shown once there is work: an error or "up to date" prints no empty bar
-            bar.start()
-        elapsed = bar.tasks[task].elapsed or 0.0
-        rate = f"{done / elapsed:,.1f} img/s" if elapsed > 0 else ""
-        bar.update(task, completed=done, total=total, rate=rate)
-
-    try:
+    with progress_bar("embedding", "img") as on_progress:
         summary = build_index(cat, out, embedder=embedder, where=filters, batch_size=batch_size, workers=workers,
                               progress=on_progress, checkpoint_every=checkpoint_every or CHECKPOINT_EVERY,
                               follow_links=follow_links)
-    finally:
-        bar.stop()
     print_index_summary(summary)
     _keep_engines(out, to_build, engine_metric, target_recall)
 
@@ -298,13 +274,14 @@ def duplicates(
     where: WhereOption = None,
     metric: Annotated[str, typer.Option(help="euclidean or cosine.")] = "euclidean",
     engine_name: Annotated[str, typer.Option("--engine", help="Search engine (exact, ivf, hnsw).")] = "exact",
-    out: Annotated[Optional[Path], typer.Option(help="Folder for groups.csv and groups.json.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Folder for groups.csv, groups.json and groups.html (the groups' pictures, largest first).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the groups as JSON.")] = False,
 ) -> None:
     """Groups of near-duplicate products: features within a distance of each other (connected components)."""
     from ..catalog import parse_where
-    from ..output import atomic_write, json_value
     from ..recommend import Recommender
+    from ..reports.duplicates import scan_summary, write_duplicate_report
 
     if threshold is not None and auto:
         raise FashionrecError("give --threshold D or --auto, not both")
@@ -313,23 +290,16 @@ def duplicates(
     if not index_dir.is_dir():
         raise FashionrecError(f"index folder {index_dir} not found; expected a folder built by `fashionrec index`")
     rec = Recommender.load(index_dir, engine=engine_name)
-    scan = rec.duplicates(threshold, where=parse_where(where), metric=metric)
-    groups = [{"size": len(g), "ids": [json_value(i) for i in g.ids],
-               "pairs": [{"a": json_value(a), "b": json_value(b), "distance": d} for a, b, d in g.pairs]}
-              for g in scan.groups]
-    summary = {"threshold": scan.threshold, "why": scan.notes.get("threshold", "given with --threshold"),
-               "searched": scan.searched, "groups": len(groups), "products_in_groups": scan.products_in_groups,
-               "seconds": round(scan.seconds, 3)}
+    with progress_bar("searching", "products") as on_progress:
+        scan = rec.duplicates(threshold, where=parse_where(where), metric=metric, progress=on_progress)
+    summary = scan_summary(scan)
+    groups = summary["group_list"]
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        lines = ["group,size,id"] + [f"{n},{g['size']},{pid}" for n, g in enumerate(groups, 1) for pid in g["ids"]]
-        atomic_write(out / "groups.csv", lambda f: f.write(("\n".join(lines) + "\n").encode()))
-        text = json.dumps({**summary, "group_list": groups}, indent=2) + "\n"
-        atomic_write(out / "groups.json", lambda f: f.write(text.encode()))
+        paths = write_duplicate_report(out, summary, rec)
     if as_json:
-        sys.stdout.write(json.dumps({**summary, "group_list": groups}) + "\n")
+        sys.stdout.write(json.dumps(summary) + "\n")
         return
-    console.print(f"threshold {scan.threshold:.4g} ({summary['why']})")
+    console.print(f"threshold {scan.threshold:.4g} ({summary['why']})", highlight=False, soft_wrap=True)
     console.print(f"{len(groups)} groups, {scan.products_in_groups} of {scan.searched} products, "
                   f"in {scan.seconds:.1f} s")
     table = Table("group", "size", "products (id)", "closest pair")
@@ -339,7 +309,9 @@ def duplicates(
                       f"{closest['a']} - {closest['b']}: {closest['distance']:.4g}")
     console.print(table)
     if len(groups) > 20:
-        console.print(f"... {len(groups) - 20} more groups" + (f" in {out / 'groups.json'}" if out else " (--out DIR)"))
+        console.print(f"... {len(groups) - 20} more groups" + (f" in {paths['json']}" if out else " (--out DIR)"))
+    if out is not None:
+        console.print(f"pictures of the groups: {paths['html']}", highlight=False, soft_wrap=True)
 
 
 def _preprocessing(backbone: str | None, mode: str | None):
@@ -394,6 +366,13 @@ def recommend(
     url_timeout: Annotated[float, typer.Option(
         "--url-timeout", metavar="SECONDS", help="Most seconds one picture URL may take to download, redirects included.")] = 60.0,
     engine: EngineOption = "exact",
+    dedupe: Annotated[bool, typer.Option(
+        "--dedupe", help="Collapse near-duplicates: leave out products within the duplicate threshold of a result "
+                         "already listed (or of the query product), listing them with it.")] = False,
+    dedupe_threshold: Annotated[Optional[float], typer.Option(
+        "--dedupe-threshold", metavar="D",
+        help="With --dedupe: the distance below which products are duplicates (default: the one "
+             "`fashionrec duplicates --auto` picks).")] = None,
 ) -> None:
     """Recommend the products most similar to a catalog product or a photo."""
     from ..catalog import find_catalog_root, parse_where
@@ -404,12 +383,19 @@ def recommend(
         raise FashionrecError("give exactly one of --id ID or --image PATH_OR_URL")
     if not 0 < url_timeout < float("inf"):
         raise FashionrecError(f"--url-timeout {url_timeout}: expected a number of seconds above 0")
+    if dedupe_threshold is not None and not dedupe:
+        raise FashionrecError("--dedupe-threshold needs --dedupe")
+    if dedupe_threshold is not None and not 0 <= dedupe_threshold < float("inf"):
+        raise FashionrecError(f"--dedupe-threshold {dedupe_threshold}: expected a distance >= 0")
     filters = parse_where(where)
     rec = Recommender.load(index_dir, weights=weights, catalog_root=find_catalog_root(catalog) if catalog else None,
                            allow_private_urls=allow_private_urls, engine=engine)
+    collapsing = {"dedupe": dedupe, "dedupe_threshold": dedupe_threshold}
     if product_id is not None:
-        results = rec.similar(product_id, k=k, where=filters, metric=metric)
+        results = rec.similar(product_id, k=k, where=filters, metric=metric, **collapsing)
         query: dict[str, Any] = rec.query_product(product_id)
+        if dedupe:
+            query["duplicates"] = results.attrs["query_duplicates"]
     else:
         from ..images import open_image
 
@@ -417,7 +403,7 @@ def recommend(
             picture = open_image(image, allow_private_urls=allow_private_urls, total_timeout=url_timeout)
         except PrivateHostError as exc:
             raise exc.with_hint(PRIVATE_URL_HINT) from None
-        results = rec.similar_to_image(picture, k=k, where=filters, metric=metric)
+        results = rec.similar_to_image(picture, k=k, where=filters, metric=metric, **collapsing)
         query = {"image": image}
     if plot is not None:
         from ..reports import recommendation_figure

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.table import Table
 
-from .app import console
+from .app import console, err_console
+
+
+@contextmanager
+def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (done / total, rate in ``unit``/s, elapsed, ETA); yields ``progress(done, total)``.
+
+    The bar appears on the first call, so an error or a run with nothing to do
+    prints no empty bar, and it is stopped however the block ends.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=False)
+    task = bar.add_task(label, total=None, rate="")
+
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        elapsed = bar.tasks[task].elapsed or 0.0
+        rate = f"{done / elapsed:,.1f} {unit}/s" if elapsed > 0 else ""
+        bar.update(task, completed=done, total=total, rate=rate)
+
+    try:
+        yield progress
+    finally:
+        bar.stop()
 
 
 def print_index_summary(summary) -> None:
@@ -36,13 +64,25 @@ def print_results(query: dict[str, Any], results) -> None:
     """A table of recommendations, titled by the query."""
     name = query.get("productDisplayName") or query.get("image") or query.get("id")
     table = Table(title=f"like: {name}", title_justify="left")
-    columns = [c for c in ("id", "distance", "productDisplayName", "articleType", "baseColour", "gender") if c in results]
+    columns = [c for c in ("id", "distance", "productDisplayName", "articleType", "baseColour", "gender", "duplicates")
+               if c in results]
     for column in columns:
         table.add_column(column, justify="right" if column in ("id", "distance") else "left")
     for row in results.itertuples(index=False):
         values = row._asdict()
-        table.add_row(*[f"{values[c]:.4f}" if c == "distance" else str(values[c]) for c in columns])
+        table.add_row(*[_cell(c, values[c]) for c in columns])
     console.print(table)
+    if query.get("duplicates"):
+        console.print(f"left out as copies of the query product: {', '.join(map(str, query['duplicates']))}",
+                      highlight=False, soft_wrap=True)
+
+
+def _cell(column: str, value: Any) -> str:
+    if column == "distance":
+        return f"{value:.4f}"
+    if column == "duplicates":
+        return ", ".join(map(str, value))
+    return str(value)
 
 
 

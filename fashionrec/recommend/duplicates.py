@@ -138,51 +138,48 @@ def auto_duplicate_groups(
     *,
     rows: np.ndarray | None = None,
     filter: Mapping[str, Any] | None = None,
-    neighbours: int = 32,
+    threshold: tuple[float, str] | None = None,
     block_size: int = 512,
+    progress: ProgressCallback | None = None,
 ) -> DuplicateScan:
-    """:func:`duplicate_groups` at the threshold :func:`auto_threshold` picks, in one pass over the products.
+    """:func:`duplicate_groups` at the threshold :func:`estimate_threshold` picks over the whole engine.
 
-    Each product's ``neighbours`` nearest give both its nearest-neighbour
-    distance (for the threshold) and its edges; a product whose farthest
-    listed neighbour is still within the threshold is searched again by range,
-    so no edge is missed. The reason for the threshold is in ``notes``.
+    ``threshold`` is an already estimated ``(threshold, why)``, to skip the
+    estimate. The threshold is the engine's, not the selection's: how far
+    apart two copies of one picture lie is a property of the backbone, and a
+    selection's products lie farther from their nearest neighbours than the
+    catalog's. The reason for it is in ``notes["threshold"]``.
     """
     started = time.perf_counter()
-    ids = np.asarray(ids, dtype=np.int64)
-    rows = np.arange(len(ids)) if rows is None else np.asarray(rows, dtype=np.int64)
-    position = {int(i): p for p, i in enumerate(ids.tolist())}
-    found_d, found_i = [], []
-    for start in range(0, len(rows), block_size):
-        block = rows[start : start + block_size]
-        d, i = engine.search(np.ascontiguousarray(vectors[block]), neighbours, filter=filter,
-                             exclude_ids=[[int(ids[r])] for r in block])
-        found_d.append(d)
-        found_i.append(i)
-    dist = np.concatenate(found_d) if found_d else np.zeros((0, neighbours))
-    nbr = np.concatenate(found_i) if found_i else np.zeros((0, neighbours), np.int64)
-    threshold, why = auto_threshold(dist[:, 0] if dist.shape[1] else np.zeros(0))
-    within = (dist <= threshold) & (nbr >= 0)
-    full = np.flatnonzero(within.all(axis=1)) if dist.shape[1] else np.zeros(0, np.int64)
-    keep = within.copy()
-    keep[full] = False  # searched again by range below
-    src = np.repeat(rows, keep.sum(axis=1))
-    dst = np.array([position[int(j)] for j in nbr[keep].tolist()], dtype=np.int64)
-    w = dist[keep]
-    if len(full):
-        extra = duplicate_groups(engine, vectors, ids, threshold, rows=rows[full], filter=filter)
-        pairs = [(position[a], position[b], d) for g in extra.groups for a, b, d in g.pairs]
-        if pairs:
-            pa, pb, pd_ = (np.array(v) for v in zip(*pairs))
-            src, dst, w = np.concatenate([src, pa]), np.concatenate([dst, pb]), np.concatenate([w, pd_])
-    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
-    if len(lo):  # each pair once
-        _, first = np.unique(np.stack([lo, hi]), axis=1, return_index=True)
-        lo, hi, w = lo[first], hi[first], w[first]
-    scan = _scan_of_edges(ids, lo.astype(np.int64), hi.astype(np.int64), np.asarray(w, dtype=np.float64), threshold,
-                          len(rows), started)
+    value, why = threshold if threshold is not None else estimate_threshold(engine, vectors, ids)
+    scan = duplicate_groups(engine, vectors, ids, value, rows=rows, filter=filter, block_size=block_size,
+                            progress=progress)
+    scan.seconds = time.perf_counter() - started
     scan.notes["threshold"] = why
     return scan
+
+
+THRESHOLD_SAMPLE = 2000
+"""Products whose nearest-neighbour distance :func:`estimate_threshold` measures (all when fewer)."""
+
+
+def estimate_threshold(engine: SearchEngine, vectors: np.ndarray, ids: np.ndarray, *,
+                       sample: int = THRESHOLD_SAMPLE, seed: int = 0) -> tuple[float, str]:
+    """The duplicate threshold of an engine's vectors, and why: :func:`auto_threshold` over a fixed sample.
+
+    The median nearest-neighbour distance of ``sample`` products drawn with
+    ``seed`` (every product when there are fewer): one search of ``sample``
+    queries instead of one per product, and the same threshold on every call
+    for the same vectors.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    rows = None
+    if len(ids) > sample:
+        rows = np.sort(np.random.default_rng(seed).choice(len(ids), size=sample, replace=False))
+    value, why = auto_threshold(nearest_distances(engine, vectors, ids, rows=rows))
+    if rows is not None:
+        why += f", measured on {sample} products drawn at random"
+    return value, why
 
 
 def nearest_distances(engine: SearchEngine, vectors: np.ndarray, ids: np.ndarray, *, rows: np.ndarray | None = None,
@@ -199,33 +196,63 @@ def nearest_distances(engine: SearchEngine, vectors: np.ndarray, ids: np.ndarray
     return out
 
 
-def collapse(distances: np.ndarray, found: np.ndarray, pairwise: Callable[[int, int], float], threshold: float, k: int,
-             query_id: int | None = None, query_distance: Callable[[int], float] | None = None,
-             ) -> list[tuple[int, float, list[int]]]:
-    """Keep, in ranking order, results farther than ``threshold`` from every result kept before (and the query).
+@dataclass
+class Collapsed:
+    """A ranking with its near-duplicates collapsed (see :func:`collapse`); positions into the ranking."""
 
-    ``found`` / ``distances`` are one query's ranked results (ids, padding -1
-    ignored); ``pairwise(a, b)`` the distance between two results' vectors;
-    ``query_distance(id)`` the distance to the query (its ranking distance by
-    default). Returns up to ``k`` ``(id, distance, collapsed ids)`` triples:
-    each dropped result is reported with the kept one it duplicates.
+    kept: list[int]
+    """Positions of the results kept, in ranking order."""
+    twins: list[list[int]]
+    """Per kept result, the positions collapsed into it."""
+    query_twins: list[int]
+    """Positions collapsed into the query product itself."""
+
+
+def collapse(candidates: np.ndarray, threshold: float, k: int, *, metric: str = "euclidean",
+             query: np.ndarray | None = None) -> Collapsed:
+    """Keep, in ranking order, the results farther than ``threshold`` from every result kept before and the query.
+
+    ``candidates`` (C, D) are the vectors of a ranking's results, nearest
+    first; ``query`` (D,) the query product's vector (None for a photo: a
+    photo's nearest product is what it looks for, not a copy to hide).
+    Distances are ``metric``'s, computed in float64. A dropped result is
+    reported with the first kept result (or the query) it lies within
+    ``threshold`` of. At most ``k`` results are kept; the ranking is read
+    until then.
     """
-    kept: list[tuple[int, float, list[int]]] = []
-    for pid, dist in zip(found.tolist(), distances.tolist()):
-        if pid < 0:
+    vectors = np.asarray(candidates, dtype=np.float64)
+    if metric == "cosine":  # 1 - cos: compare unit vectors
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+    def distances(of: np.ndarray, to: np.ndarray) -> np.ndarray:
+        if metric == "cosine":
+            return 1.0 - to @ of
+        return np.sqrt(((to - of) ** 2).sum(axis=-1))
+
+    result = Collapsed([], [], [])
+    to_query = None
+    if query is not None:
+        q = np.asarray(query, dtype=np.float64)
+        if metric == "cosine":
+            n = np.linalg.norm(q)
+            q = q / n if n > 0 else q
+        to_query = distances(q, vectors)
+    for position in range(len(vectors)):
+        if to_query is not None and to_query[position] <= threshold:
+            result.query_twins.append(position)
             continue
-        to_query = query_distance(pid) if query_distance is not None else dist
-        if query_id is not None and to_query <= threshold:
-            continue  # a copy of the query product itself
-        twin = next((entry for entry in kept if pairwise(entry[0], pid) <= threshold), None)
-        if twin is not None:
-            twin[2].append(pid)
-            continue
-        if len(kept) < k:
-            kept.append((pid, dist, []))
-        else:
+        if result.kept:
+            near = distances(vectors[position], vectors[result.kept])
+            first = int(np.argmax(near <= threshold))
+            if near[first] <= threshold:
+                result.twins[first].append(position)
+                continue
+        if len(result.kept) == k:
             break
-    return kept
+        result.kept.append(position)
+        result.twins.append([])
+    return result
 
 
 AUTO_FRACTION = 0.2

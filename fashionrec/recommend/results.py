@@ -14,6 +14,8 @@ Every interface that hands recommendations out — ``fashionrec recommend
 but its bookkeeping ones) or what the photo was; each result is ``id``,
 ``distance`` (the metric's distance, see :data:`fashionrec.validation.METRICS`)
 and then the product's columns in index order. Missing values are ``null``.
+When near-duplicates were collapsed (``dedupe``), each result and a product
+query also have ``duplicates``: the ids collapsed into them.
 :meth:`Recommendations.model_json_schema` gives the JSON schema.
 
 Browsing the catalog (:meth:`Recommender.browse`) answers a
@@ -49,6 +51,13 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: int | str | None = Field(default=None, description="Product id, for a query by catalog product.")
+    duplicates: Optional[list[Union[int, str]]] = Field(
+        default=None,
+        description=(
+            "Only when near-duplicates were collapsed (dedupe) from a product query: ids of the products left "
+            "out because they lie within the duplicate threshold of the query product itself."
+        ),
+    )
 
 
 class Recommendation(BaseModel):
@@ -58,6 +67,13 @@ class Recommendation(BaseModel):
 
     id: int | str = Field(description="Product id.")
     distance: float = Field(description="Distance to the query (euclidean: L2; cosine: 1 - cosine similarity).")
+    duplicates: Optional[list[Union[int, str]]] = Field(
+        default=None,
+        description=(
+            "Only when near-duplicates were collapsed (dedupe): ids of the products left out because they lie "
+            "within the duplicate threshold of this one, nearest to the query first."
+        ),
+    )
 
 
 class Recommendations(BaseModel):
@@ -92,7 +108,7 @@ class Recommendations(BaseModel):
         """Plain JSON-ready dict; a photo query has no ``id`` key."""
         return {
             "query": self.query.model_dump(mode="json", exclude_unset=True),
-            "results": [r.model_dump(mode="json") for r in self.results],
+            "results": [r.model_dump(mode="json", exclude_unset=True) for r in self.results],
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:

@@ -32,9 +32,10 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ from ..search.base import read_engine_file
 from ..validation import METRICS, check_filter, check_k, check_metric
 from .browse import FACETS, MAX_PER_PAGE, CatalogBrowser
 from ..output import plain_values
-from .duplicates import DuplicateGroup, DuplicateScan, auto_duplicate_groups, duplicate_groups
+from .duplicates import DuplicateGroup, DuplicateScan, auto_duplicate_groups, collapse, duplicate_groups, estimate_threshold
 from .results import EngineInfo, IndexInfo, Product, ProductPage, Recommendations
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ class Recommender:
         self._browser = CatalogBrowser(self.products, FACETS, self._plain_columns)  # tables made on first browse
         self._evaluation: tuple[Any, Any] = (None, None)  # (evaluation.json's stat key, its summary)
         self._plain: list[tuple[str, list[Any]]] | None = None  # columns as plain Python lists, made on first use
+        self._thresholds: dict[str, tuple[float, str]] = {}  # metric -> duplicate threshold and why
+        self._threshold_lock = threading.Lock()  # apart from _lock: the estimate opens an engine under _lock
 
     @classmethod
     def load(
@@ -164,10 +167,22 @@ class Recommender:
         k: int = 5,
         where: Mapping[str, Any] | None = None,
         metric: str = "euclidean",
+        *,
+        dedupe: bool = False,
+        dedupe_threshold: float | None = None,
     ) -> pd.DataFrame:
-        """The ``k`` products most similar to ``product_id`` (itself excluded, by id)."""
-        _, rows, dist = self._search_product(product_id, k, where, metric)
-        return self._result_rows.take(rows, dist)
+        """The ``k`` products most similar to ``product_id`` (itself excluded, by id).
+
+        ``dedupe=True`` collapses near-duplicates: a product within the
+        duplicate threshold (``dedupe_threshold``, default
+        :meth:`duplicate_threshold`) of a result already returned, or of the
+        query product, is left out, so the ``k`` results are ``k``
+        different-looking products. The frame then has a last column
+        ``duplicates`` (per result, the ids collapsed into it) and
+        ``frame.attrs["query_duplicates"]`` (the ids collapsed into the query).
+        """
+        row, found = self._search_product(product_id, k, where, metric, dedupe, dedupe_threshold)
+        return self._frame(found)
 
     def similar_to_image(
         self,
@@ -175,15 +190,18 @@ class Recommender:
         k: int = 5,
         where: Mapping[str, Any] | None = None,
         metric: str = "euclidean",
+        *,
+        dedupe: bool = False,
+        dedupe_threshold: float | None = None,
     ) -> pd.DataFrame:
         """The ``k`` products most similar to a picture (path, http(s) URL or PIL image).
 
         A URL is fetched within :func:`~fashionrec.images.open_image`'s limits,
         from a public host only unless the Recommender was made with
-        ``allow_private_urls=True``.
+        ``allow_private_urls=True``. ``dedupe`` as for :meth:`similar` (a
+        photo has no query product: only results are collapsed into results).
         """
-        rows, dist = self._search_picture(image, k, where, metric)
-        return self._result_rows.take(rows, dist)
+        return self._frame(self._search_picture(image, k, where, metric, dedupe, dedupe_threshold))
 
     def recommendations(
         self,
@@ -191,10 +209,17 @@ class Recommender:
         k: int = 5,
         where: Mapping[str, Any] | None = None,
         metric: str = "euclidean",
+        *,
+        dedupe: bool = False,
+        dedupe_threshold: float | None = None,
     ) -> Recommendations:
-        """:meth:`similar` as the result model (what ``--json`` and the web API write), without a DataFrame."""
-        row, rows, dist = self._search_product(product_id, k, where, metric)
-        return Recommendations.from_records(self._record(row), self._records(rows, dist), plain=True)
+        """:meth:`similar` as the result model (what ``--json`` and the web API write), without a DataFrame.
+
+        With ``dedupe``, each result has ``duplicates`` (the ids collapsed into
+        it) and the query has ``duplicates`` (those collapsed into the query product).
+        """
+        row, found = self._search_product(product_id, k, where, metric, dedupe, dedupe_threshold)
+        return self._answer(self._record(row), found)
 
     def recommendations_many(
         self,
@@ -202,6 +227,9 @@ class Recommender:
         k: int = 5,
         where: Mapping[str, Any] | None = None,
         metric: str = "euclidean",
+        *,
+        dedupe: bool = False,
+        dedupe_threshold: float | None = None,
     ) -> list[Recommendations]:
         """:meth:`recommendations` for several products at once: one pass over the vectors for all of them.
 
@@ -215,14 +243,8 @@ class Recommender:
         rows = [self.row_of(pid) for pid in product_ids]
         if not rows:
             return []
-        queries = self._vectors[rows]
-        exclude = [[int(self._vector_ids[row])] for row in rows]
-        dist, ids = self.engine(metric).search(queries, k, filter=flt, exclude_ids=exclude)
-        answers = []
-        for i, row in enumerate(rows):
-            found, found_dist = self._rows(dist[i], ids[i], flt)
-            answers.append(Recommendations.from_records(self._record(row), self._records(found, found_dist), plain=True))
-        return answers
+        found = self._ranked(self._vectors[rows], k, flt, metric, rows, dedupe, dedupe_threshold)
+        return [self._answer(self._record(row), one) for row, one in zip(rows, found)]
 
     def image_recommendations(
         self,
@@ -232,13 +254,28 @@ class Recommender:
         metric: str = "euclidean",
         *,
         label: str | None = None,
+        dedupe: bool = False,
+        dedupe_threshold: float | None = None,
     ) -> Recommendations:
         """:meth:`similar_to_image` as the result model; the query is ``{"image": label}``
         (default: the path or URL given, or ``"image"`` for a PIL image)."""
-        rows, dist = self._search_picture(image, k, where, metric)
+        found = self._search_picture(image, k, where, metric, dedupe, dedupe_threshold)
         if label is None:
             label = str(image) if isinstance(image, (str, os.PathLike)) else "image"
-        return Recommendations.from_records({"image": label}, self._records(rows, dist), plain=True)
+        return self._answer({"image": label}, found)
+
+    def duplicate_threshold(self, metric: str = "euclidean") -> float:
+        """The distance below which two products count as near-duplicates (``--dedupe``, ``duplicates --auto``).
+
+        :func:`~fashionrec.recommend.duplicates.estimate_threshold` over the
+        index's vectors in ``metric``, computed on first use and kept
+        (thread-safe); its reason is :meth:`duplicate_threshold_reason`.
+        """
+        return self._threshold(metric)[0]
+
+    def duplicate_threshold_reason(self, metric: str = "euclidean") -> str:
+        """Why :meth:`duplicate_threshold` is what it is (how it was measured)."""
+        return self._threshold(metric)[1]
 
     def embed(self, pictures: list) -> np.ndarray:
         """Embed PIL images with the index's backbone; (n, dim) float32."""
@@ -354,20 +391,23 @@ class Recommender:
     ) -> DuplicateScan:
         """Groups of near-duplicate products of the index (see :mod:`fashionrec.recommend.duplicates`).
 
-        ``threshold`` is a distance in the metric's units; None picks one from
-        the products' nearest-neighbour distances (:func:`auto_threshold`, its
-        reason in ``scan.notes``). ``where`` looks only within a selection.
-        Groups hold product ids, largest groups first.
+        ``threshold`` is a distance in the metric's units; None takes
+        :meth:`duplicate_threshold` (picked from the products' nearest-neighbour
+        distances, its reason in ``scan.notes``). ``where`` looks only within a
+        selection. Groups hold product ids, largest groups first.
         """
         engine = self.engine(check_metric(metric))
         flt = self._filter(where)
         rows = None if flt is None else np.flatnonzero(flt.mask(self.products))
         if threshold is None:
-            scan = auto_duplicate_groups(engine, self._vectors, self._vector_ids, rows=rows, filter=flt)
+            started = time.perf_counter()
+            scan = auto_duplicate_groups(engine, self._vectors, self._vector_ids, rows=rows, filter=flt,
+                                         threshold=self._threshold(metric), progress=progress)
+            scan.seconds = time.perf_counter() - started  # the threshold's estimate included
         else:
             scan = duplicate_groups(engine, self._vectors, self._vector_ids, threshold, rows=rows, filter=flt,
                                     progress=progress)
-        ids = self._ids.to_numpy()
+        ids = self._plain_columns()[0][1]  # plain Python ids, as in every result
         product_of = {int(v): ids[r] for r, v in enumerate(self._vector_ids.tolist())}
         scan.groups = [DuplicateGroup(tuple(product_of[i] for i in g.ids),
                                       tuple((product_of[a], product_of[b], d) for a, b, d in g.pairs))
@@ -492,26 +532,91 @@ class Recommender:
             return None
         return check_filter(where, self._columns)
 
-    def _search_product(self, product_id, k, where, metric) -> tuple[int, np.ndarray, np.ndarray]:
-        """The query's row, and the rows and distances of its ``k`` nearest products (itself excluded, by id)."""
+    def _search_product(self, product_id, k, where, metric, dedupe=False, threshold=None) -> tuple[int, _Found]:
+        """The query's row, and its ``k`` nearest products (itself excluded, by id)."""
         k = check_k(k)
         flt = self._filter(where)
         row = self.row_of(product_id)
-        query = self._vectors[row : row + 1]
-        dist, ids = self.engine(metric).search(query, k, filter=flt, exclude_ids=[[int(self._vector_ids[row])]])
-        return (row, *self._rows(dist[0], ids[0], flt))
+        return row, self._ranked(self._vectors[row : row + 1], k, flt, metric, [row], dedupe, threshold)[0]
 
-    def _search_picture(self, image, k, where, metric) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and distances of the ``k`` products nearest a picture."""
+    def _search_picture(self, image, k, where, metric, dedupe=False, threshold=None) -> _Found:
+        """The ``k`` products nearest a picture."""
         from ..images import open_image
 
         k = check_k(k)
         flt = self._filter(where)
-        engine = self.engine(metric)
+        self.engine(metric)  # an unknown metric fails before the picture is fetched
         picture = open_image(image, allow_private_urls=self.allow_private_urls)
-        vector = self.embed([picture])
-        dist, ids = engine.search(vector, k, filter=flt)
-        return self._rows(dist[0], ids[0], flt)
+        return self._ranked(self.embed([picture]), k, flt, metric, None, dedupe, threshold)[0]
+
+    def _ranked(self, queries: np.ndarray, k: int, flt: Filter | None, metric: str, query_rows: list[int] | None,
+                dedupe: bool, threshold: float | None) -> list[_Found]:
+        """Each query's ``k`` nearest products; ``query_rows``: the rows of product queries (excluded by id).
+
+        With ``dedupe``, near-duplicates are collapsed (:func:`collapse`):
+        4k + 16 candidates are ranked, and four times more for the queries
+        whose candidates ran out before ``k`` different-looking products.
+        """
+        engine = self.engine(metric)
+        exclude = None if query_rows is None else [[int(self._vector_ids[row])] for row in query_rows]
+        if not dedupe:
+            dist, ids = engine.search(queries, k, filter=flt, exclude_ids=exclude)
+            return [_Found(*self._rows(dist[i], ids[i], flt)) for i in range(len(queries))]
+        if threshold is None:
+            threshold = self.duplicate_threshold(metric)
+        elif not (threshold >= 0 and np.isfinite(threshold)):
+            raise QueryError(f"dedupe_threshold must be a finite distance >= 0, got {threshold!r}")
+        found: list[_Found | None] = [None] * len(queries)
+        todo, fetch = list(range(len(queries))), 4 * k + 16
+        while todo:
+            dist, ids = engine.search(queries[todo], fetch, filter=flt,
+                                      exclude_ids=None if exclude is None else [exclude[i] for i in todo])
+            again = []
+            for j, i in enumerate(todo):
+                rows, d = self._rows(dist[j], ids[j], flt)
+                query = None if query_rows is None else self._vectors[query_rows[i]]
+                kept = collapse(self._vectors[rows], threshold, k, metric=metric, query=query)
+                if len(kept.kept) < k and len(rows) == fetch:  # more candidates exist: rank more
+                    again.append(i)
+                    continue
+                found[i] = _Found(rows[kept.kept], d[kept.kept], [rows[t] for t in kept.twins],
+                                  rows[kept.query_twins])
+            todo, fetch = again, fetch * 4
+        return found  # type: ignore[return-value]
+
+    def _threshold(self, metric: str) -> tuple[float, str]:
+        """``(threshold, why)`` of :meth:`duplicate_threshold`, estimated once per metric."""
+        metric = check_metric(metric)
+        known = self._thresholds.get(metric)
+        if known is None:
+            engine = self.engine(metric)
+            with self._threshold_lock:  # one estimate per metric, even when many requests ask at once
+                known = self._thresholds.get(metric)
+                if known is None:
+                    known = estimate_threshold(engine, self._vectors, self._vector_ids)
+                    log.info("duplicate threshold (%s): %.4g, %s", metric, *known)
+                    self._thresholds[metric] = known
+        return known
+
+    def _frame(self, found: _Found) -> pd.DataFrame:
+        """The result frame of one query (with ``duplicates`` when near-duplicates were collapsed)."""
+        frame = self._result_rows.take(found.rows, found.distances)
+        if found.twins is not None:
+            ids = self._plain_columns()[0][1]
+            frame["duplicates"] = [[ids[r] for r in rows.tolist()] for rows in found.twins]
+            frame.attrs["query_duplicates"] = [ids[r] for r in found.query_twins.tolist()]
+        return frame
+
+    def _answer(self, query: dict[str, Any], found: _Found) -> Recommendations:
+        """The result model of one query (with ``duplicates`` when near-duplicates were collapsed)."""
+        records = self._records(found.rows, found.distances)
+        if found.twins is not None:
+            ids = self._plain_columns()[0][1]
+            for record, rows in zip(records, found.twins):
+                record["duplicates"] = [ids[r] for r in rows.tolist()]
+            if "id" in query:
+                query = {**query, "duplicates": [ids[r] for r in found.query_twins.tolist()]}
+        return Recommendations.from_records(query, records, plain=True)
 
     def _rows(self, dist: np.ndarray, ids: np.ndarray, flt: Filter | None) -> tuple[np.ndarray, np.ndarray]:
         """Engine ids (padded with -1) to row positions, with their distances."""
@@ -558,6 +663,19 @@ class Recommender:
             values = self.products[key].dropna().astype(str).value_counts().index[:8]
             hints.append(f"{key} has e.g. {', '.join(values)}")
         raise QueryError(f"no product matches the filter {flt.to_dict()!r}; {'; '.join(hints)}")
+
+
+class _Found(NamedTuple):
+    """One query's results: row positions and distances, nearest first; with dedupe, what was collapsed.
+
+    ``twins[i]`` are the rows collapsed into result ``i``; ``query_twins`` the
+    rows collapsed into the query product. Both None without dedupe.
+    """
+
+    rows: np.ndarray
+    distances: np.ndarray
+    twins: list[np.ndarray] | None = None
+    query_twins: np.ndarray | None = None
 
 
 def _plain_int(ids: pd.Series) -> bool:

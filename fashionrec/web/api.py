@@ -33,7 +33,7 @@ from .uploads import read_upload
 
 router = APIRouter()
 
-RESERVED_PARAMETERS: tuple[str, ...] = ("text", "page", "per_page", "k", "metric", "url")
+RESERVED_PARAMETERS: tuple[str, ...] = ("text", "page", "per_page", "k", "metric", "url", "dedupe")
 """Query parameter names that are never attribute filters."""
 
 NON_FILTER_COLUMNS: frozenset[str] = frozenset({"id", "image", "has_image", "link", "image_signature"})
@@ -69,6 +69,9 @@ _FILTERS_PARAMETER = {
 
 K = Annotated[int, Query(description="Number of recommendations (1 to the server's maximum, 100 by default).")]
 METRIC = Annotated[str, Query(description=f"Distance: {' or '.join(METRICS)}.")]
+DEDUPE = Annotated[bool, Query(description=(
+    "Collapse near-duplicates: leave out products within the duplicate threshold of a result already listed "
+    "(or of the query product); each result then lists the ids collapsed into it in `duplicates`."))]
 PRODUCT_ID = Annotated[str, Path(description="Product id, as in the catalog.")]
 
 
@@ -210,12 +213,13 @@ def get_product(request: Request, product_id: PRODUCT_ID) -> Response:
     openapi_extra={"parameters": [_FILTERS_PARAMETER]},
     tags=["similar"],
 )
-async def similar_to_product(request: Request, product_id: PRODUCT_ID, k: K = 5, metric: METRIC = "euclidean") -> Response:
+async def similar_to_product(request: Request, product_id: PRODUCT_ID, k: K = 5, metric: METRIC = "euclidean",
+                             dedupe: DEDUPE = False) -> Response:
     # Concurrent requests are answered together, one matrix product per batch
     # (fashionrec/web/batching.py); answers are those of one query at a time.
-    where = check_filter(request_filters(request, ("k", "metric")) or None, request.app.state.columns)
+    where = check_filter(request_filters(request, ("k", "metric", "dedupe")) or None, request.app.state.columns)
     answer = await batcher_of(request).recommendations(
-        product_id, checked_k(k, settings_of(request)), where, check_metric(metric))
+        product_id, checked_k(k, settings_of(request)), where, check_metric(metric), dedupe)
     return json_response(answer.to_json(indent=None))
 
 
@@ -249,9 +253,9 @@ _UPLOAD_BODY = {
     openapi_extra=_UPLOAD_BODY,
     tags=["similar"],
 )
-async def similar_to_upload(request: Request, k: K = 5, metric: METRIC = "euclidean") -> Response:
+async def similar_to_upload(request: Request, k: K = 5, metric: METRIC = "euclidean", dedupe: DEDUPE = False) -> Response:
     settings = settings_of(request)
-    where = request_filters(request, ("k", "metric"))
+    where = request_filters(request, ("k", "metric", "dedupe"))
     k = checked_k(k, settings)
     check_metric(metric)  # before reading the upload: a bad parameter costs no transfer
     data, name = await read_upload(request, settings.max_upload_bytes)
@@ -259,7 +263,7 @@ async def similar_to_upload(request: Request, k: K = 5, metric: METRIC = "euclid
 
     def search() -> str:
         picture = decode_image(data, what=f"the uploaded file {name!r}", max_pixels=settings.max_pixels)
-        answer = rec.image_recommendations(picture, k=k, where=where or None, metric=metric, label=name)
+        answer = rec.image_recommendations(picture, k=k, where=where or None, metric=metric, label=name, dedupe=dedupe)
         return answer.to_json(indent=None)
 
     return json_response(await run_in_threadpool(search))
@@ -281,14 +285,16 @@ def similar_to_url(
     url: Annotated[str, Query(description="http(s) URL of a picture.")],
     k: K = 5,
     metric: METRIC = "euclidean",
+    dedupe: DEDUPE = False,
 ) -> Response:
     settings = settings_of(request)
-    where = request_filters(request, ("url", "k", "metric"))
+    where = request_filters(request, ("url", "k", "metric", "dedupe"))
     k = checked_k(k, settings)
     check_metric(metric)
     url = url.strip()
     picture = fetch_picture(url, settings)
-    answer = recommender_of(request).image_recommendations(picture, k=k, where=where or None, metric=metric, label=url)
+    answer = recommender_of(request).image_recommendations(picture, k=k, where=where or None, metric=metric, label=url,
+                                                           dedupe=dedupe)
     return json_response(answer.to_json(indent=None))
 
 

@@ -44,14 +44,15 @@ class SimilarBatcher:
         self._worker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def recommendations(self, product_id: Any, k: int, where: Filter | None, metric: str) -> Recommendations:
-        """The answer of ``recommender.recommendations(product_id, k, where, metric)``, computed in a batch."""
+    async def recommendations(self, product_id: Any, k: int, where: Filter | None, metric: str,
+                              dedupe: bool = False) -> Recommendations:
+        """The answer of ``recommender.recommendations(product_id, k, where, metric, dedupe=dedupe)``, in a batch."""
         self.recommender.row_of(product_id)  # an unknown id fails alone, now
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (a test client's): nothing of the old one carries over
             self._loop, self._waiting, self._worker = loop, OrderedDict(), None
         future = loop.create_future()
-        self._waiting.setdefault((k, metric, where), []).append((product_id, future))
+        self._waiting.setdefault((k, metric, where, bool(dedupe)), []).append((product_id, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await future
@@ -66,13 +67,17 @@ class SimilarBatcher:
                 self._waiting.move_to_end(key)
             else:
                 del self._waiting[key]
-            k, metric, where = key
+            k, metric, where, dedupe = key
             ids = [pid for pid, _ in batch]
             try:
-                if len(ids) == 1:  # a lone query (a millisecond or so): a thread hop would cost more than it runs
+                # A lone query (a millisecond or so) runs here: a thread hop would cost more than it runs. A batch,
+                # or a dedupe query (its first one estimates the duplicate threshold, seconds), runs off the event
+                # loop, which meanwhile gathers the next batch.
+                if len(ids) == 1 and not dedupe:
                     answers = self.recommender.recommendations_many(ids, k, where, metric)
-                else:  # a batch: off the event loop, which meanwhile gathers the next one
-                    answers = await run_in_threadpool(self.recommender.recommendations_many, ids, k, where, metric)
+                else:
+                    answers = await run_in_threadpool(self.recommender.recommendations_many, ids, k, where, metric,
+                                                      dedupe=dedupe)
             except Exception as exc:  # one failure answers the whole batch (they share parameters)
                 for _, future in batch:
                     if not future.done():

@@ -70,8 +70,8 @@ TEMPLATE_PACKAGE = "fashionrec.web"
 TEMPLATE_FOLDER = "templates"
 
 CATALOG_PARAMETERS = ("text", "page", "per_page")
-SIMILAR_PARAMETERS = ("k", "metric")
-SEARCH_PARAMETERS = ("url", "k", "metric")
+SIMILAR_PARAMETERS = ("k", "metric", "dedupe")
+SEARCH_PARAMETERS = ("url", "k", "metric", "dedupe")
 """Each page's own query parameters; every other name is an attribute to filter on."""
 
 DEFAULT_K = 12
@@ -219,11 +219,17 @@ def _card(product: Mapping[str, Any], distance: float | None = None) -> dict[str
         "name": name,
         "meta": meta,
         "distance": None if distance is None else f"{distance:.3f}",
+        "duplicates": [str(i) for i in product.get("duplicates") or []],
     }
 
 
 def _result_cards(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [_card(r, r["distance"]) for r in results]
+
+
+def _dedupe(value: Any) -> bool:
+    """The "Hide near-duplicates" switch from a query or form value (absent: off)."""
+    return str(value or "").strip().lower() in ("1", "true", "on", "yes")
 
 
 def _filter_text(where: Mapping[str, Sequence[str]]) -> str:
@@ -367,12 +373,15 @@ def product_page(request: Request, product_id: str) -> HTMLResponse:
     params = request.query_params
     metric = params.get("metric") or METRICS[0]
     k = params.get("k") or DEFAULT_K
+    dedupe = _dedupe(params.get("dedupe"))
     where: dict[str, list[str]] = {}
-    status, error, cards = 200, None, []
+    status, error, cards, query_duplicates = 200, None, [], []
     try:
         where = _filters(request, params.multi_items(), SIMILAR_PARAMETERS)
-        answer = rec.recommendations(query["id"], k=_k(k, settings), where=where or None, metric=metric)
-        cards = _result_cards(answer.to_dict()["results"])
+        answer = rec.recommendations(query["id"], k=_k(k, settings), where=where or None, metric=metric,
+                                     dedupe=dedupe).to_dict()
+        cards = _result_cards(answer["results"])
+        query_duplicates = [str(i) for i in answer["query"].get("duplicates") or []]
     except FashionrecError as exc:
         status, error = _error(exc)
     gender = query.get("gender")
@@ -385,12 +394,14 @@ def product_page(request: Request, product_id: str) -> HTMLResponse:
         metric=metric,
         metrics=METRICS,
         max_k=settings.max_k,
+        dedupe=dedupe,
+        query_duplicates=query_duplicates,
         same_gender=bool(gender) and [v.casefold() for v in where.get("gender", [])] == [str(gender).casefold()],
         choices=_choices(rec, ("articleType", "baseColour")),
         selected={name: (where.get(name) or [""])[0] for name in ("articleType", "baseColour")},
         filter_text=_filter_text(where),
         json_href=_href(f"/api/products/{quote(str(query['id']), safe='')}/similar",
-                        [("k", k), ("metric", metric)] + _pairs(where)),
+                        [("k", k), ("metric", metric)] + ([("dedupe", "true")] if dedupe else []) + _pairs(where)),
         error=error,
         cards=cards,
     )
@@ -423,6 +434,7 @@ def _search_context(request: Request, fields: Mapping[str, Any], **extra: Any) -
         "k": fields.get("k") or DEFAULT_K,
         "metric": fields.get("metric") or METRICS[0],
         "metrics": METRICS,
+        "dedupe": fields.get("dedupe", False),
         "max_k": settings.max_k,
         "max_upload": _size(settings.max_upload_bytes),
         "choices": _choices(rec, ("gender", "articleType")),
@@ -439,8 +451,9 @@ def _search_context(request: Request, fields: Mapping[str, Any], **extra: Any) -
 
 
 def _search_fields(get) -> dict[str, Any]:
-    """The search form's own fields (``url``, ``k``, ``metric``) from a query or a form; ``where`` left empty."""
-    return {"url": (get("url") or "").strip(), "k": get("k"), "metric": get("metric"), "where": {}}
+    """The search form's own fields (``url``, ``k``, ``metric``, ``dedupe``) from a query or a form; ``where`` left empty."""
+    return {"url": (get("url") or "").strip(), "k": get("k"), "metric": get("metric"), "dedupe": _dedupe(get("dedupe")),
+            "where": {}}
 
 
 def _size(n: int) -> str:
@@ -464,10 +477,12 @@ def _thumbnail(picture: Image.Image) -> str:
 
 
 def _photo_search(
-    rec: Recommender, picture: Image.Image, name: str, k: int, where: Mapping[str, Sequence[str]], metric: str
+    rec: Recommender, picture: Image.Image, name: str, k: int, where: Mapping[str, Sequence[str]], metric: str,
+    dedupe: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """(cards, photo) for a decoded picture: its results and its thumbnail."""
-    results = rec.image_recommendations(picture, k=k, where=where or None, metric=metric, label=name).to_dict()["results"]
+    results = rec.image_recommendations(picture, k=k, where=where or None, metric=metric, label=name,
+                                        dedupe=dedupe).to_dict()["results"]
     return _result_cards(results), {"src": _thumbnail(picture), "alt": f"Your photo ({name})", "caption": name}
 
 
@@ -485,12 +500,13 @@ def search_page(request: Request) -> HTMLResponse:
             return render("search.html", **_search_context(request, fields))
         k = _k(fields["k"], settings)
         picture = fetch_picture(url, settings)
-        cards, photo = _photo_search(rec, picture, url, k, fields["where"], metric)
+        cards, photo = _photo_search(rec, picture, url, k, fields["where"], metric, fields["dedupe"])
     except FashionrecError as exc:
         status, error = _error(exc)
         return render("search.html", status, _closing(status),
                       **_search_context(request, fields, error=error, searched=True))
-    json_href = _href("/api/similar", [("url", url), ("k", k), ("metric", metric)] + _pairs(fields["where"]))
+    json_href = _href("/api/similar", [("url", url), ("k", k), ("metric", metric)]
+                      + ([("dedupe", "true")] if fields["dedupe"] else []) + _pairs(fields["where"]))
     return render("search.html", **_search_context(request, fields, cards=cards, photo=photo, searched=True,
                                                    json_href=json_href))
 
@@ -513,14 +529,16 @@ async def search_upload(request: Request) -> Response:
         if not data:
             if fields["url"]:
                 params = [("url", fields["url"]), ("k", fields["k"] or DEFAULT_K),
-                          ("metric", fields["metric"] or METRICS[0])] + _pairs(fields["where"])
+                          ("metric", fields["metric"] or METRICS[0])] + ([("dedupe", "1")] if fields["dedupe"] else []) \
+                    + _pairs(fields["where"])
                 return RedirectResponse(_href("/search", params), status_code=303)
             raise RequestError("no photo was sent; choose a picture file, drop one on the page, or paste an image URL")
         k = _k(fields["k"], settings)
         metric = fields["metric"] or METRICS[0]
         picture = await run_in_threadpool(decode_image, data, what=f"the uploaded file {name!r}",
                                           max_pixels=settings.max_pixels)
-        cards, photo = await run_in_threadpool(_photo_search, rec, picture, name, k, fields["where"], metric)
+        cards, photo = await run_in_threadpool(_photo_search, rec, picture, name, k, fields["where"], metric,
+                                               fields["dedupe"])
     except FashionrecError as exc:
         status, error = _error(exc)
         context = await run_in_threadpool(_search_context, request, fields, error=error, searched=True)
