@@ -4,16 +4,25 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# pip reinstalls only when the project's dependency files change.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+# pip reinstalls only when the project's dependency files change. `make demo` installs the
+# base package only; `make test` adds the test tools and the extras the tests exercise
+# (a Milvus server and client, Ray).
+DEPS := $(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-base-$(DEPS)
+TEST_STAMP := $(VENV)/.installed-test-$(DEPS)
 
 .PHONY: demo test install bench serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
-	rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	rm -f $(VENV)/.installed-base-*
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,milvus,ray]'
+	rm -f $(VENV)/.installed-test-*
 	touch $@
 
 install: $(STAMP)
@@ -21,7 +30,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/fashionrec demo $(ARGS)
 
-test: install
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 # The demo's index as a web page and JSON API at http://127.0.0.1:8000/ (runs the demo

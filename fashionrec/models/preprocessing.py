@@ -144,7 +144,7 @@ def preprocess(image: Image.Image, p: Preprocessing) -> np.ndarray:
         # Resize-then-crop in one step: resample only the crop window, given in
         # source coordinates. Pillow's filter still reads source pixels outside
         # the box, so the result matches resizing the whole image and cropping
-        # (to within one 8-bit level from rounding) at a third less work.
+        # (to within one or two 8-bit levels, from rounding) at a third less work.
         sx, sy = w / nw, h / nh
         box = (left * sx, top * sy, (left + s) * sx, (top + s) * sy)
         image = image.resize((s, s), resample, box=box)
