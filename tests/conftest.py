@@ -60,6 +60,15 @@ def _require_shared() -> Path:
 
 
 @pytest.fixture
+def shared_photos() -> Path:
+    """The development set of real photos of catalog products (``../shared/photo-queries/sq224``); skips when absent."""
+    folder = SHARED_CATALOG.parent / "photo-queries" / "sq224"
+    if not folder.is_dir():
+        pytest.skip(f"the shared photo queries are absent ({folder}); these checks need them")
+    return folder
+
+
+@pytest.fixture
 def shared_catalog() -> Path:
     """Path of the real ``fashion-product-images-small`` catalog; skips when absent."""
     return _require_shared()
@@ -69,3 +78,27 @@ def shared_catalog() -> Path:
 def shared_catalog_loaded() -> Catalog:
     """The real catalog loaded once per session (~0.6 s); skips when absent."""
     return load_catalog(_require_shared())
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus server for the whole session, started on first request (``tests/milvus_server.py``).
+
+    It listens on every interface with authentication off (the embedded
+    server's configuration); tests reach it over 127.0.0.1 only. With
+    ``FASHIONREC_MILVUS_URI`` set, that server is used instead. While the
+    session lasts, ``FASHIONREC_MILVUS_URI`` names it (commands run by tests
+    find it there). Skips when the ``milvus`` package is not installed.
+    """
+    from milvus_server import URI_ENV, server_from_environment, start_server
+
+    server = server_from_environment()
+    if server is None:
+        pytest.importorskip("milvus", reason="the embedded Milvus server (PyPI package 'milvus') is not installed")
+        pytest.importorskip("pymilvus", reason="pymilvus is not installed: pip install 'fashionrec[milvus]'")
+        server = start_server(tmp_path_factory.mktemp("milvus"))
+    patch = pytest.MonkeyPatch()
+    patch.setenv(URI_ENV, server.uri)
+    yield server
+    patch.undo()
+    server.stop()

@@ -679,4 +679,8 @@ def test_upload_form_with_a_url_is_redirected_to_an_address_of_its_own(client):
     location = urlsplit(response.headers["location"])
     assert location.path == "/search"
     assert parse_qs(location.query) == {"url": ["https://shop.test/a.jpg"], "k": ["7"], "metric": ["euclidean"],
-                                        "gender": ["Women"]}
+                                        "prefer_kind": ["1"], "gender": ["Women"]}  # "Same kind first": on
+    off = client.post("/search", files={"image": ("", b"", "application/octet-stream")},
+                      data={"url": "https://shop.test/a.jpg", "prefer_kind": "0", "dedupe": "1"}, follow_redirects=False)
+    switches = parse_qs(urlsplit(off.headers["location"]).query)
+    assert switches["prefer_kind"] == ["0"] and switches["dedupe"] == ["1"]  # the switches as the form had them

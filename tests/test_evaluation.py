@@ -360,6 +360,7 @@ def test_photo_query_block_and_non_finite_values(tmp_path):
         "n_queries": 3, "n_products": 240, "k": 5,
         "overall": {"hit@1": 1 / 3, "recall@5": 2 / 3, "MRR": 0.5},
         "chance": {"hit@1": 1 / 240, "recall@5": 5 / 240, "MRR": None},
+        "per_kind": {}, "match_catalog": True,
         "seconds": 1.235,
     }  # fmt: skip
     assert written["photo_queries"] == photos.to_dict()
@@ -369,8 +370,8 @@ def test_photo_query_block_and_non_finite_values(tmp_path):
 
 def test_schema_describes_the_file():
     schema = EvaluationSummary.model_json_schema()
-    assert list(schema["properties"]) == [*SUMMARY_KEYS, "photo_queries"]
-    # photo_queries is optional, and engine too: files written before engines existed were all exact
+    assert list(schema["properties"]) == [*SUMMARY_KEYS, "photo_queries", "real_photos"]
+    # photo_queries and real_photos are optional, and engine too: files written before engines existed were all exact
     assert schema["required"] == [key for key in SUMMARY_KEYS if key != "engine"]
     older = evaluate_index(make_data(n=40)).to_dict()
     del older["engine"]
@@ -420,6 +421,7 @@ class StubRecommender:
     COLOURS = {10: (210, 20, 20), 20: (20, 210, 20), 30: (20, 20, 210)}
 
     allow_private_urls = False
+    match_catalog = True
 
     def __init__(self, folder):
         self.products = pd.DataFrame({"id": [10, 20, 30, 40]})
@@ -433,7 +435,7 @@ class StubRecommender:
     def image_source(self, pid):
         return self.images.get(int(pid))
 
-    def similar_to_image(self, photo, k, metric):
+    def similar_to_image(self, photo, k, metric, match_catalog=None):
         h, w = photo.height // 3, photo.width // 3
         centre = np.asarray(photo, dtype=float)[h:-h, w:-w]
         pid = [10, 20, 30][int(np.argmax(centre.reshape(-1, 3).mean(0)))]

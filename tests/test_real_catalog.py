@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fashionrec.cli import app
-from fashionrec.evaluation import evaluate_photo_queries
+from fashionrec.evaluation import evaluate_photo_folder, evaluate_photo_queries
 from fashionrec.index import IndexFolder
 from fashionrec.recommend import Recommender
 
@@ -114,6 +114,17 @@ def test_a_new_photo_of_a_product_finds_it_first(wf_index):
     chance = result.chance["hit@1"]
     assert result.overall["hit@1"] >= 0.5 > 100 * chance
     assert result.overall["recall@10"] >= result.overall["hit@1"]
+
+
+def test_real_photos_find_their_product_once_brought_to_the_catalog_look(wf_index, shared_photos):
+    """Issue 13's bar: the development photos of women's footwear find their own product first >= 98 % of the time."""
+    rec = Recommender.load(wf_index)
+    matched = evaluate_photo_folder(rec, shared_photos, k=10)
+    assert matched.n_queries == 304 and matched.not_in_index == matched.n_photos - 304
+    assert matched.overall["hit@1"] >= 0.98
+    assert matched.kind_accuracy["articleType"] >= 0.95
+    as_they_are = evaluate_photo_folder(rec, shared_photos, k=10, match_catalog=False)
+    assert as_they_are.overall["hit@1"] < matched.overall["hit@1"] - 0.3  # the photos' size was the gap
 
 
 def test_recommend_by_photo_file_and_url(wf_index, shared_catalog, tmp_path):

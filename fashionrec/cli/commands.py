@@ -373,6 +373,12 @@ def recommend(
         "--dedupe-threshold", metavar="D",
         help="With --dedupe: the distance below which products are duplicates (default: the one "
              "`fashionrec duplicates --auto` picks).")] = None,
+    match_catalog_size: Annotated[bool, typer.Option(
+        "--match-catalog-size/--no-match-catalog-size",
+        help="With --image: first bring the photo to the catalog images' size and JPEG compression.")] = True,
+    prefer_kind: Annotated[bool, typer.Option(
+        "--prefer-kind", help="With --image: predict the photo's articleType (and colour) from its nearest products "
+                              "and list products of that articleType first.")] = False,
 ) -> None:
     """Recommend the products most similar to a catalog product or a photo."""
     from ..catalog import find_catalog_root, parse_where
@@ -403,8 +409,11 @@ def recommend(
             picture = open_image(image, allow_private_urls=allow_private_urls, total_timeout=url_timeout)
         except PrivateHostError as exc:
             raise exc.with_hint(PRIVATE_URL_HINT) from None
-        results = rec.similar_to_image(picture, k=k, where=filters, metric=metric, **collapsing)
+        results = rec.similar_to_image(picture, k=k, where=filters, metric=metric, match_catalog=match_catalog_size,
+                                       prefer_kind=prefer_kind, **collapsing)
         query = {"image": image}
+        if prefer_kind:
+            query["predicted"] = results.attrs["predicted"]
     if plot is not None:
         from ..reports import recommendation_figure
 
@@ -437,9 +446,16 @@ def evaluate(
     photo_queries: Annotated[int, typer.Option(
         help="Also query with this many simulated new photos of catalog products (re-framed, rotated, "
              "re-lit, re-encoded) and report how often each finds its own product.")] = 0,
+    photos: Annotated[Optional[Path], typer.Option(
+        "--photos", metavar="DIR",
+        help="Also search with the real photos of DIR, named by product id (e.g. 15970.jpg), and report how often "
+             "each finds its own product, overall and per articleType.")] = None,
+    match_catalog_size: Annotated[bool, typer.Option(
+        "--match-catalog-size/--no-match-catalog-size",
+        help="Bring photo queries to the catalog images' size and JPEG compression before embedding them.")] = True,
     engine: EngineOption = "exact",
 ) -> None:
-    """Leave-one-out retrieval quality of an index (precision@k, mAP@k, nDCG@k, hit@1)."""
+    """Leave-one-out retrieval quality of an index (precision@k, mAP@k, nDCG@k, hit@1); photo queries too."""
     from ..evaluation import evaluate_index, write_evaluation
     from ..index import IndexFolder
 
@@ -447,22 +463,33 @@ def evaluate(
         raise FashionrecError(f"--sample {sample}: expected a number of queries, 1 or more (or leave it out for all)")
     if photo_queries < 0:
         raise FashionrecError(f"--photo-queries {photo_queries}: expected a number of photos, 0 (none) or more")
+    if photos is not None:
+        from ..evaluation.real_photos import photo_files
+
+        photo_files(photos)  # a wrong folder fails before the evaluation's work
     index = IndexFolder.load(index_dir)  # once: the photo queries search the same loaded folder
     result = evaluate_index(index, k=k, relevance=relevance, metric=metric,
                             normalize=normalize, sample=sample, seed=seed, engine=engine)
-    photos = None
-    if photo_queries:
-        from ..evaluation import evaluate_photo_queries
+    simulated = real = None
+    if photo_queries or photos is not None:
         from ..recommend import Recommender
 
-        photos = evaluate_photo_queries(Recommender(index, engine=engine), n=photo_queries, k=k, seed=seed,
-                                        metric=metric)
-    paths = write_evaluation(result, out, photo_queries=photos) if out is not None else None
+        rec = Recommender(index, engine=engine, match_catalog=match_catalog_size)
+    if photo_queries:
+        from ..evaluation import evaluate_photo_queries
+
+        simulated = evaluate_photo_queries(rec, n=photo_queries, k=k, seed=seed, metric=metric)
+    if photos is not None:
+        from ..evaluation import evaluate_photo_folder
+
+        with progress_bar("photos", "photos") as on_progress:
+            real = evaluate_photo_folder(rec, photos, k=k, metric=metric, progress=on_progress)
+    paths = write_evaluation(result, out, photo_queries=simulated, real_photos=real) if out is not None else None
     if as_json:
-        payload = result.summary(photos).model_dump(mode="json")  # the evaluation.json model
+        payload = result.summary(simulated, real).model_dump(mode="json")  # the evaluation.json model
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    print_evaluation(result, photos)
+    print_evaluation(result, simulated, real)
     if paths:
         console.print(f"written: {', '.join(str(p) for p in paths.values())}", highlight=False, soft_wrap=True)
 

@@ -72,6 +72,13 @@ def print_results(query: dict[str, Any], results) -> None:
         values = row._asdict()
         table.add_row(*[_cell(c, values[c]) for c in columns])
     console.print(table)
+    predicted = query.get("predicted")
+    if predicted:
+        how = "the photo's own product, clearly nearest" if predicted["clear_match"] else \
+            f"a vote of the {predicted['neighbours']} nearest products"
+        kinds = ", ".join(f"{name} {value}" for name, value in predicted["values"].items() if value is not None)
+        console.print(f"looks like: {kinds} ({how}); products of that articleType first", highlight=False,
+                      soft_wrap=True)
     if query.get("duplicates"):
         console.print(f"left out as copies of the query product: {', '.join(map(str, query['duplicates']))}",
                       highlight=False, soft_wrap=True)
@@ -86,8 +93,8 @@ def _cell(column: str, value: Any) -> str:
 
 
 
-def print_evaluation(result, photos) -> None:
-    """Tables of a leave-one-out evaluation and, if any, of the photo queries."""
+def print_evaluation(result, photos, real=None) -> None:
+    """Tables of a leave-one-out evaluation and, if any, of the simulated and the real photo queries."""
     relevance, metric, normalize = result.relevance, result.metric, result.normalize
     features = "normalised" if normalize else "raw"
     engine = "" if result.engine == "exact" else f", {result.engine} engine"
@@ -107,9 +114,34 @@ def print_evaluation(result, photos) -> None:
         table.add_column("finds its own product")
         table.add_column("fashionrec", justify="right")
         table.add_column("chance", justify="right")
+        kinds = list(photos.per_kind)
+        for column in kinds:
+            table.add_column(column, justify="right")
         for name, value in photos.overall.items():
-            table.add_row(name, f"{value:.3f}", f"{photos.chance[name]:.4f}")
+            table.add_row(name, f"{value:.3f}", f"{photos.chance[name]:.4f}",
+                          *(f"{photos.per_kind[kind][name]:.3f}" for kind in kinds))
         console.print(table)
+    if real is not None:
+        matched = "brought to the catalog's image size" if real.match_catalog else "as they are"
+        table = Table(title=f"{real.n_queries} real photos of {real.folder} ({matched}), searched among "
+                            f"{real.n_products:,} products; {real.not_in_index} of {real.n_photos} photos left out "
+                            f"(product not in the index)" + (f", {len(real.unreadable)} unreadable" if real.unreadable
+                                                             else ""), title_justify="left")
+        table.add_column("articleType")
+        table.add_column("photos", justify="right")
+        names = list(real.overall)
+        for name in names:
+            table.add_column(name, justify="right")
+        table.add_row("all", str(real.n_queries), *(f"{real.overall[name]:.3f}" for name in names), style="bold")
+        table.add_row("chance", "", *(f"{real.chance[name]:.4f}" for name in names), style="dim")
+        for row in real.per_class[:15]:
+            table.add_row(row["articleType"], str(row["n_queries"]), *(f"{row[name]:.3f}" for name in names))
+        if len(real.per_class) > 15:
+            table.add_row(f"… {len(real.per_class) - 15} more in --json", "", *("" for _ in names))
+        console.print(table)
+        if real.kind_accuracy:
+            console.print("kind predicted from the 10 nearest products, right for: " + ", ".join(
+                f"{name} {share:.1%}" for name, share in real.kind_accuracy.items()), highlight=False, soft_wrap=True)
 
 
 def print_engines(engines, done: dict[tuple[str, str], str] | None = None, *, title: str | None = None) -> None:

@@ -8,6 +8,8 @@
 - :mod:`.photo_queries` — :func:`evaluate_photo_queries`: simulated shopper
   photos (:func:`rephotograph`) of catalog products, and whether each finds its
   own product.
+- :mod:`.real_photos` — :func:`evaluate_photo_folder`: the same for a folder of
+  real photos named by product id (``fashionrec evaluate --photos DIR``).
 - :mod:`.summary` — the pydantic models of ``evaluation.json`` /
   ``fashionrec evaluate --json`` (schema: ``EvaluationSummary.model_json_schema()``).
 - :mod:`.report` — :func:`write_evaluation`: ``evaluation.json`` and the
@@ -23,9 +25,10 @@ from .metrics import (
     precision_at_k,
     random_baseline,
 )
-from .photo_queries import PhotoQueryResult, evaluate_photo_queries, rephotograph
+from .photo_queries import SIMULATIONS, PhotoQueryResult, evaluate_photo_queries, rephotograph
+from .real_photos import PhotoFolderResult, evaluate_photo_folder
 from .report import CHART_FILE, EVALUATION_FILE, write_evaluation
-from .summary import ClassRow, EvaluationSummary, IndexSource, NoSource, PhotoQuerySummary
+from .summary import ClassRow, EvaluationSummary, IndexSource, NoSource, PhotoFolderSummary, PhotoQuerySummary
 
 __all__ = [
     "CHART_FILE",
@@ -36,11 +39,15 @@ __all__ = [
     "EvaluationSummary",
     "IndexSource",
     "NoSource",
+    "PhotoFolderResult",
+    "PhotoFolderSummary",
     "PhotoQueryResult",
     "PhotoQuerySummary",
+    "SIMULATIONS",
     "average_precision_at_k",
     "batch_metrics",
     "evaluate_index",
+    "evaluate_photo_folder",
     "evaluate_photo_queries",
     "hit_at_1",
     "ndcg_at_k",

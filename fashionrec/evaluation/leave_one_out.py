@@ -44,6 +44,7 @@ from .summary import ClassRow, EvaluationSummary, IndexSource, NoSource
 
 if TYPE_CHECKING:
     from .photo_queries import PhotoQueryResult
+    from .real_photos import PhotoFolderResult
 
 __all__ = ["RELEVANCE", "EvaluationResult", "evaluate_index"]
 
@@ -87,8 +88,9 @@ class EvaluationResult:
     per_query: pd.DataFrame | None = field(default=None, repr=False)
     engine: str = DEFAULT_ENGINE
 
-    def summary(self, photo_queries: PhotoQueryResult | None = None) -> EvaluationSummary:
-        """The typed summary written to ``evaluation.json``, with the photo-query block when given."""
+    def summary(self, photo_queries: PhotoQueryResult | None = None,
+                real_photos: PhotoFolderResult | None = None) -> EvaluationSummary:
+        """The typed summary written to ``evaluation.json``, with the photo blocks when given."""
         return EvaluationSummary(
             k=self.k,
             relevance=self.relevance,
@@ -106,6 +108,7 @@ class EvaluationResult:
             baseline=self.baseline,
             per_class=[_class_row(record) for record in self.per_class.to_dict(orient="records")],
             photo_queries=None if photo_queries is None else photo_queries.summary(),
+            real_photos=None if real_photos is None else real_photos.summary(),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..errors import FashionrecError
 from ..output import atomic_write
 from .leave_one_out import EvaluationResult
 from .photo_queries import PhotoQueryResult
+from .real_photos import PhotoFolderResult
 
 __all__ = ["CHART_FILE", "EVALUATION_FILE", "write_evaluation"]
 
@@ -26,11 +27,12 @@ CHART_FILE = "precision_by_articleType.png"
 
 
 def write_evaluation(
-    result: EvaluationResult, out_dir: str | os.PathLike, *, top: int = 25, photo_queries: PhotoQueryResult | None = None
+    result: EvaluationResult, out_dir: str | os.PathLike, *, top: int = 25, photo_queries: PhotoQueryResult | None = None,
+    real_photos: PhotoFolderResult | None = None,
 ) -> dict[str, Path]:
     """Write ``evaluation.json`` and a per-articleType precision chart into ``out_dir`` (created if needed).
 
-    The JSON is ``result.summary(photo_queries).model_dump(mode="json")``; the
+    The JSON is ``result.summary(photo_queries, real_photos).model_dump(mode="json")``; the
     chart shows the ``top`` articleTypes with the most queries. Both files are
     replaced atomically. Returns ``{"json": path, "chart": path}``.
     """
@@ -40,7 +42,7 @@ def write_evaluation(
     except OSError as exc:
         raise FashionrecError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
     json_path = out / EVALUATION_FILE
-    payload = result.summary(photo_queries).model_dump(mode="json")
+    payload = result.summary(photo_queries, real_photos).model_dump(mode="json")
     text = json.dumps(payload, indent=2, allow_nan=False)
     atomic_write(json_path, lambda f: f.write(text.encode()))
     chart_path = out / CHART_FILE

@@ -19,7 +19,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..output import json_value
 
-__all__ = ["ClassRow", "EvaluationSummary", "IndexSource", "NoSource", "PhotoQuerySummary"]
+__all__ = ["ClassRow", "EvaluationSummary", "IndexSource", "NoSource", "PhotoClassRow", "PhotoFolderSummary",
+           "PhotoQuerySummary"]
 
 MetricValue = Annotated[Optional[float], BeforeValidator(json_value)]
 """A metric value in [0, 1]; NumPy scalars are unwrapped, NaN and inf become None (``null``)."""
@@ -75,6 +76,49 @@ class PhotoQuerySummary(BaseModel):
         "MRR (mean reciprocal rank, 0 past k)."
     )
     chance: Metrics = Field(description="The same metrics for a uniformly random ranking of the products.")
+    per_kind: dict[str, Metrics] = Field(
+        default_factory=dict,
+        description="The same metrics per kind of simulated photo (reframed, upscaled, squashed, padded).",
+    )
+    match_catalog: bool = Field(
+        default=True, description="Whether the photos were first made to look like catalog images (size, JPEG)."
+    )
+    seconds: float = Field(description="Wall-clock time in seconds, rounded to milliseconds.")
+
+
+class PhotoClassRow(BaseModel):
+    """The real photos of one articleType: how many, then hit@1, recall@k and MRR over them."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    articleType: str = Field(description="The articleType of the photographed products.")
+    n_queries: Count = Field(description="Photos of this articleType.")
+    __pydantic_extra__: dict[str, MetricValue] = Field(init=False)
+
+
+class PhotoFolderSummary(BaseModel):
+    """Real photos of catalog products (a folder of files named by product id), each searched among all products."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    folder: str = Field(description="The folder of photos, as given.")
+    n_photos: Count = Field(description="Picture files in the folder named by a product id.")
+    n_queries: Count = Field(description="Photos searched: those whose product is in the index and that could be read.")
+    not_in_index: Count = Field(description="Photos left out because their product is not in the index.")
+    unreadable: list[dict[str, str]] = Field(
+        default_factory=list, description="Photos left out because they could not be read: file and reason."
+    )
+    n_products: Count = Field(description="Products searched among.")
+    k: Count = Field(ge=1, description="Cut-off rank.")
+    match_catalog: bool = Field(description="Whether the photos were first made to look like catalog images.")
+    overall: Metrics = Field(description="hit@1, recall@k (the product in the top k) and MRR (0 past k).")
+    chance: Metrics = Field(description="The same metrics for a uniformly random ranking of the products.")
+    per_class: list[PhotoClassRow] = Field(description="The same metrics per articleType, most photos first.")
+    kind_accuracy: Metrics = Field(
+        default_factory=dict,
+        description="Per attribute (articleType, baseColour), the share of photos whose kind predicted from their "
+                    "10 nearest products (the majority value) is their product's.",
+    )
     seconds: float = Field(description="Wall-clock time in seconds, rounded to milliseconds.")
 
 
@@ -109,4 +153,9 @@ class EvaluationSummary(BaseModel):
         default=None,
         exclude_if=lambda value: value is None,
         description="Simulated shopper photos (present only when they were run).",
+    )
+    real_photos: Optional[PhotoFolderSummary] = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Real photos of catalog products, from --photos DIR (present only when given).",
     )

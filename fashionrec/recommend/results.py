@@ -58,6 +58,13 @@ class Query(BaseModel):
             "out because they lie within the duplicate threshold of the query product itself."
         ),
     )
+    predicted: Optional[dict[str, Any]] = Field(
+        default=None,
+        description=(
+            "Only for a photo query with prefer_kind: the kind predicted from the photo's nearest products, "
+            "{neighbours, values: {articleType, baseColour}, shares: {...}}; products of that articleType come first."
+        ),
+    )
 
 
 class Recommendation(BaseModel):

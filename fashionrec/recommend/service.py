@@ -42,6 +42,7 @@ import pandas as pd
 from pandas.api.internals import create_dataframe_from_blocks
 
 from ..catalog import coerce_id
+from ..catalog.look import CatalogLook
 from ..catalog.filters import Filter
 from ..evaluation import EVALUATION_FILE
 from ..errors import CatalogError, FilterError, IndexFolderError, InvalidKError, QueryError, UnknownProductError
@@ -54,6 +55,7 @@ from ..search.base import read_engine_file
 from ..validation import METRICS, check_filter, check_k, check_metric
 from .browse import FACETS, MAX_PER_PAGE, CatalogBrowser
 from ..output import plain_values
+from .kind import KIND_ATTRIBUTES, KIND_NEIGHBOURS, KindPrediction, predict_kind
 from .duplicates import DuplicateGroup, DuplicateScan, auto_duplicate_groups, collapse, duplicate_groups, estimate_threshold
 from .results import EngineInfo, IndexInfo, Product, ProductPage, Recommendations
 
@@ -85,6 +87,11 @@ class Recommender:
         Name of the search engine (see :func:`fashionrec.search.list_engines`);
         an engine saved in the index folder (``engines/<name>/``) is opened,
         otherwise one is built over the index's vectors.
+    match_catalog:
+        Whether photo queries are first made to look like a catalog image
+        (:meth:`~fashionrec.catalog.look.CatalogLook.apply`: the catalog's
+        size, JPEG compression and background, as the index measured them);
+        on by default, each photo query may say otherwise.
     allow_private_urls:
         Whether picture URLs (photo queries, and the product pictures
         :func:`~fashionrec.reports.recommendation_figure` draws) may reach
@@ -102,8 +109,10 @@ class Recommender:
         weights: str | os.PathLike | None = None,
         engine: str = DEFAULT_ENGINE,
         allow_private_urls: bool = False,
+        match_catalog: bool = True,
     ):
         self.index = index
+        self.match_catalog = bool(match_catalog)
         self.allow_private_urls = bool(allow_private_urls)
         self.embedder = embedder
         self.weights = weights
@@ -135,6 +144,7 @@ class Recommender:
         self._evaluation: tuple[Any, Any] = (None, None)  # (evaluation.json's stat key, its summary)
         self._plain: list[tuple[str, list[Any]]] | None = None  # columns as plain Python lists, made on first use
         self._thresholds: dict[str, tuple[float, str]] = {}  # metric -> duplicate threshold and why
+        self._look: tuple[CatalogLook | None] | None = None  # (the catalog look,) once known
         self._threshold_lock = threading.Lock()  # apart from _lock: the estimate opens an engine under _lock
 
     @classmethod
@@ -147,10 +157,11 @@ class Recommender:
         embedder: Any = None,
         engine: str = DEFAULT_ENGINE,
         allow_private_urls: bool = False,
+        match_catalog: bool = True,
     ) -> Recommender:
         """Open an index folder (memory-mapped) for recommendations; options as for the constructor."""
         return cls(IndexFolder.load(path), embedder=embedder, catalog_root=catalog_root, weights=weights, engine=engine,
-                   allow_private_urls=allow_private_urls)
+                   allow_private_urls=allow_private_urls, match_catalog=match_catalog)
 
     def __len__(self) -> int:
         return len(self.products)
@@ -193,6 +204,8 @@ class Recommender:
         *,
         dedupe: bool = False,
         dedupe_threshold: float | None = None,
+        match_catalog: bool | None = None,
+        prefer_kind: bool = False,
     ) -> pd.DataFrame:
         """The ``k`` products most similar to a picture (path, http(s) URL or PIL image).
 
@@ -200,8 +213,15 @@ class Recommender:
         from a public host only unless the Recommender was made with
         ``allow_private_urls=True``. ``dedupe`` as for :meth:`similar` (a
         photo has no query product: only results are collapsed into results).
+        ``match_catalog`` (default: the Recommender's) first makes the picture
+        look like a catalog image (:attr:`catalog_look`). ``prefer_kind``
+        predicts the photo's articleType and colour from its nearest products
+        (:func:`~fashionrec.recommend.kind.predict_kind`) and ranks products of
+        that articleType first; the prediction is in
+        ``frame.attrs["predicted"]`` (:class:`KindPrediction` as a dict).
         """
-        return self._frame(self._search_picture(image, k, where, metric, dedupe, dedupe_threshold))
+        return self._frame(self._search_picture(image, k, where, metric, dedupe, dedupe_threshold, match_catalog,
+                                                prefer_kind))
 
     def recommendations(
         self,
@@ -256,10 +276,13 @@ class Recommender:
         label: str | None = None,
         dedupe: bool = False,
         dedupe_threshold: float | None = None,
+        match_catalog: bool | None = None,
+        prefer_kind: bool = False,
     ) -> Recommendations:
         """:meth:`similar_to_image` as the result model; the query is ``{"image": label}``
-        (default: the path or URL given, or ``"image"`` for a PIL image)."""
-        found = self._search_picture(image, k, where, metric, dedupe, dedupe_threshold)
+        (default: the path or URL given, or ``"image"`` for a PIL image), with
+        ``predicted`` when ``prefer_kind``."""
+        found = self._search_picture(image, k, where, metric, dedupe, dedupe_threshold, match_catalog, prefer_kind)
         if label is None:
             label = str(image) if isinstance(image, (str, os.PathLike)) else "image"
         return self._answer({"image": label}, found)
@@ -539,15 +562,79 @@ class Recommender:
         row = self.row_of(product_id)
         return row, self._ranked(self._vectors[row : row + 1], k, flt, metric, [row], dedupe, threshold)[0]
 
-    def _search_picture(self, image, k, where, metric, dedupe=False, threshold=None) -> _Found:
-        """The ``k`` products nearest a picture."""
+    def _search_picture(self, image, k, where, metric, dedupe=False, threshold=None, match_catalog=None,
+                        prefer_kind=False) -> _Found:
+        """The ``k`` products nearest a picture (made to look like a catalog image unless ``match_catalog`` is False).
+
+        With ``prefer_kind``, those of the predicted articleType come first
+        (unless the filter already names articleTypes), then the others.
+        """
         from ..images import open_image
 
         k = check_k(k)
         flt = self._filter(where)
         self.engine(metric)  # an unknown metric fails before the picture is fetched
         picture = open_image(image, allow_private_urls=self.allow_private_urls)
-        return self._ranked(self.embed([picture]), k, flt, metric, None, dedupe, threshold)[0]
+        if self.match_catalog if match_catalog is None else match_catalog:
+            look = self.catalog_look
+            if look is not None:
+                picture = look.apply(picture)
+        vector = self.embed([picture])
+        if not prefer_kind:
+            return self._ranked(vector, k, flt, metric, None, dedupe, threshold)[0]
+        nearest = self._ranked(vector, KIND_NEIGHBOURS, flt, metric, None, False, None)[0]
+        kind = predict_kind(self._records(nearest.rows, nearest.distances))
+        value = kind.values.get(KIND_ATTRIBUTES[0])
+        if value is None or (flt is not None and KIND_ATTRIBUTES[0] in flt.attributes):
+            return self._ranked(vector, k, flt, metric, None, dedupe, threshold)[0]._replace(kind=kind)
+        of_kind = self._filter({**(flt.to_dict() if flt is not None else {}), KIND_ATTRIBUTES[0]: value})
+        first = self._ranked(vector, k, of_kind, metric, None, dedupe, threshold)[0]
+        if len(first.rows) >= k:
+            return first._replace(kind=kind)
+        rest = self._ranked(vector, k + len(first.rows), flt, metric, None, dedupe, threshold)[0]
+        taken = set(first.rows.tolist())
+        others = [i for i, row in enumerate(rest.rows.tolist()) if row not in taken]
+        others = others[: k - len(first.rows)]
+        twins = None if first.twins is None else first.twins + [rest.twins[i] for i in others]
+        return _Found(np.concatenate([first.rows, rest.rows[others]]),
+                      np.concatenate([first.distances, rest.distances[others]]), twins, first.query_twins, kind)
+
+    @property
+    def catalog_look(self) -> CatalogLook | None:
+        """What the catalog's images look like (size, JPEG quality, background), that photo queries are brought to.
+
+        The manifest's ``catalog_look``, recorded when the index was built; for
+        an index built before fashionrec recorded it, measured once from the
+        index's image files (a sample of 500). None when neither is possible:
+        photo queries are then embedded as they are (logged once).
+        """
+        if self._look is not None:
+            return self._look[0]
+        with self._lock:
+            if self._look is None:
+                self._look = (self._read_look(),)
+        return self._look[0]
+
+    def _read_look(self) -> CatalogLook | None:
+        recorded = self.index.manifest.get("catalog_look")
+        if isinstance(recorded, Mapping):
+            try:
+                return CatalogLook.from_dict(recorded)
+            except ValueError as exc:
+                log.warning("%s/manifest.json: %s; measuring the catalog images again", self.index.path, exc)
+        paths = []
+        if self.catalog_root is not None and "image" in self.products.columns:
+            paths = [self.catalog_root / str(rel) for rel in self.products["image"].dropna().tolist()]
+        look = CatalogLook.measure(paths) if paths else None
+        if look is None:
+            log.warning("index %s records no catalog_look and its catalog images cannot be read (catalog folder %s): "
+                        "photo queries are embedded as they are, not brought to the catalog's image size; rebuild "
+                        "the index with `fashionrec index` to record it", self.index.path, self.catalog_root)
+        else:
+            log.info("index %s records no catalog_look (built before fashionrec recorded it); measured on %d of "
+                     "its images: %dx%d px, JPEG quality %s", self.index.path, look.sampled, look.width,
+                     look.height, look.quality)
+        return look
 
     def _ranked(self, queries: np.ndarray, k: int, flt: Filter | None, metric: str, query_rows: list[int] | None,
                 dedupe: bool, threshold: float | None) -> list[_Found]:
@@ -605,6 +692,8 @@ class Recommender:
             ids = self._plain_columns()[0][1]
             frame["duplicates"] = [[ids[r] for r in rows.tolist()] for rows in found.twins]
             frame.attrs["query_duplicates"] = [ids[r] for r in found.query_twins.tolist()]
+        if found.kind is not None:
+            frame.attrs["predicted"] = found.kind.model_dump()
         return frame
 
     def _answer(self, query: dict[str, Any], found: _Found) -> Recommendations:
@@ -616,6 +705,8 @@ class Recommender:
                 record["duplicates"] = [ids[r] for r in rows.tolist()]
             if "id" in query:
                 query = {**query, "duplicates": [ids[r] for r in found.query_twins.tolist()]}
+        if found.kind is not None:
+            query = {**query, "predicted": found.kind.model_dump()}
         return Recommendations.from_records(query, records, plain=True)
 
     def _rows(self, dist: np.ndarray, ids: np.ndarray, flt: Filter | None) -> tuple[np.ndarray, np.ndarray]:
@@ -676,6 +767,7 @@ class _Found(NamedTuple):
     distances: np.ndarray
     twins: list[np.ndarray] | None = None
     query_twins: np.ndarray | None = None
+    kind: KindPrediction | None = None  # the photo's predicted kind, with prefer_kind
 
 
 def _plain_int(ids: pd.Series) -> bool:

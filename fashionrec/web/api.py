@@ -33,7 +33,8 @@ from .uploads import read_upload
 
 router = APIRouter()
 
-RESERVED_PARAMETERS: tuple[str, ...] = ("text", "page", "per_page", "k", "metric", "url", "dedupe")
+RESERVED_PARAMETERS: tuple[str, ...] = (
+    "text", "page", "per_page", "k", "metric", "url", "dedupe", "prefer_kind", "match_catalog")
 """Query parameter names that are never attribute filters."""
 
 NON_FILTER_COLUMNS: frozenset[str] = frozenset({"id", "image", "has_image", "link", "image_signature"})
@@ -72,6 +73,12 @@ METRIC = Annotated[str, Query(description=f"Distance: {' or '.join(METRICS)}.")]
 DEDUPE = Annotated[bool, Query(description=(
     "Collapse near-duplicates: leave out products within the duplicate threshold of a result already listed "
     "(or of the query product); each result then lists the ids collapsed into it in `duplicates`."))]
+PREFER_KIND = Annotated[bool, Query(description=(
+    "Predict the photo's articleType and colour from its nearest products (in `query.predicted`) and list "
+    "products of that articleType first."))]
+MATCH_CATALOG = Annotated[bool, Query(description=(
+    "Bring the photo to the catalog images' size and JPEG compression before embedding it (on by default)."))]
+PHOTO_PARAMETERS = ("k", "metric", "dedupe", "prefer_kind", "match_catalog")
 PRODUCT_ID = Annotated[str, Path(description="Product id, as in the catalog.")]
 
 
@@ -253,9 +260,10 @@ _UPLOAD_BODY = {
     openapi_extra=_UPLOAD_BODY,
     tags=["similar"],
 )
-async def similar_to_upload(request: Request, k: K = 5, metric: METRIC = "euclidean", dedupe: DEDUPE = False) -> Response:
+async def similar_to_upload(request: Request, k: K = 5, metric: METRIC = "euclidean", dedupe: DEDUPE = False,
+                            prefer_kind: PREFER_KIND = False, match_catalog: MATCH_CATALOG = True) -> Response:
     settings = settings_of(request)
-    where = request_filters(request, ("k", "metric", "dedupe"))
+    where = request_filters(request, PHOTO_PARAMETERS)
     k = checked_k(k, settings)
     check_metric(metric)  # before reading the upload: a bad parameter costs no transfer
     data, name = await read_upload(request, settings.max_upload_bytes)
@@ -263,7 +271,8 @@ async def similar_to_upload(request: Request, k: K = 5, metric: METRIC = "euclid
 
     def search() -> str:
         picture = decode_image(data, what=f"the uploaded file {name!r}", max_pixels=settings.max_pixels)
-        answer = rec.image_recommendations(picture, k=k, where=where or None, metric=metric, label=name, dedupe=dedupe)
+        answer = rec.image_recommendations(picture, k=k, where=where or None, metric=metric, label=name, dedupe=dedupe,
+                                           prefer_kind=prefer_kind, match_catalog=match_catalog)
         return answer.to_json(indent=None)
 
     return json_response(await run_in_threadpool(search))
@@ -286,15 +295,18 @@ def similar_to_url(
     k: K = 5,
     metric: METRIC = "euclidean",
     dedupe: DEDUPE = False,
+    prefer_kind: PREFER_KIND = False,
+    match_catalog: MATCH_CATALOG = True,
 ) -> Response:
     settings = settings_of(request)
-    where = request_filters(request, ("url", "k", "metric", "dedupe"))
+    where = request_filters(request, ("url", *PHOTO_PARAMETERS))
     k = checked_k(k, settings)
     check_metric(metric)
     url = url.strip()
     picture = fetch_picture(url, settings)
     answer = recommender_of(request).image_recommendations(picture, k=k, where=where or None, metric=metric, label=url,
-                                                           dedupe=dedupe)
+                                                           dedupe=dedupe, prefer_kind=prefer_kind,
+                                                           match_catalog=match_catalog)
     return json_response(answer.to_json(indent=None))
 
 

@@ -71,7 +71,7 @@ TEMPLATE_FOLDER = "templates"
 
 CATALOG_PARAMETERS = ("text", "page", "per_page")
 SIMILAR_PARAMETERS = ("k", "metric", "dedupe")
-SEARCH_PARAMETERS = ("url", "k", "metric", "dedupe")
+SEARCH_PARAMETERS = ("url", "k", "metric", "dedupe", "prefer_kind")
 """Each page's own query parameters; every other name is an attribute to filter on."""
 
 DEFAULT_K = 12
@@ -230,6 +230,21 @@ def _result_cards(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _dedupe(value: Any) -> bool:
     """The "Hide near-duplicates" switch from a query or form value (absent: off)."""
     return str(value or "").strip().lower() in ("1", "true", "on", "yes")
+
+
+def _switch(values: Sequence[str], default: bool) -> bool:
+    """A checkbox sent after a hidden "0" of the same name: its last value (none sent: ``default``)."""
+    return _dedupe(values[-1]) if values else default
+
+
+def _prediction(predicted: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """What the search page says of the photo's predicted kind."""
+    if not predicted or not predicted["values"].get("articleType"):
+        return None
+    how = ("the photo's own product is clearly the nearest" if predicted["clear_match"]
+           else f"most of its {predicted['neighbours']} nearest products")
+    return {"kind": str(predicted["values"]["articleType"]), "colour": str(predicted["values"].get("baseColour") or ""),
+            "how": how}
 
 
 def _filter_text(where: Mapping[str, Sequence[str]]) -> str:
@@ -435,6 +450,8 @@ def _search_context(request: Request, fields: Mapping[str, Any], **extra: Any) -
         "metric": fields.get("metric") or METRICS[0],
         "metrics": METRICS,
         "dedupe": fields.get("dedupe", False),
+        "prefer_kind": fields.get("prefer_kind", True),
+        "predicted": None,
         "max_k": settings.max_k,
         "max_upload": _size(settings.max_upload_bytes),
         "choices": _choices(rec, ("gender", "articleType")),
@@ -450,10 +467,17 @@ def _search_context(request: Request, fields: Mapping[str, Any], **extra: Any) -
     return context
 
 
-def _search_fields(get) -> dict[str, Any]:
-    """The search form's own fields (``url``, ``k``, ``metric``, ``dedupe``) from a query or a form; ``where`` left empty."""
-    return {"url": (get("url") or "").strip(), "k": get("k"), "metric": get("metric"), "dedupe": _dedupe(get("dedupe")),
-            "where": {}}
+def _search_fields(get_all) -> dict[str, Any]:
+    """The search form's own fields from a query or a form (``get_all(name)``: its values); ``where`` left empty.
+
+    ``prefer_kind`` ("Same kind first") is on unless the request turns it off.
+    """
+    def first(name: str) -> Any:
+        values = get_all(name)
+        return values[0] if values else None
+
+    return {"url": (first("url") or "").strip(), "k": first("k"), "metric": first("metric"),
+            "dedupe": _dedupe(first("dedupe")), "prefer_kind": _switch(get_all("prefer_kind"), True), "where": {}}
 
 
 def _size(n: int) -> str:
@@ -478,12 +502,13 @@ def _thumbnail(picture: Image.Image) -> str:
 
 def _photo_search(
     rec: Recommender, picture: Image.Image, name: str, k: int, where: Mapping[str, Sequence[str]], metric: str,
-    dedupe: bool = False,
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """(cards, photo) for a decoded picture: its results and its thumbnail."""
-    results = rec.image_recommendations(picture, k=k, where=where or None, metric=metric, label=name,
-                                        dedupe=dedupe).to_dict()["results"]
-    return _result_cards(results), {"src": _thumbnail(picture), "alt": f"Your photo ({name})", "caption": name}
+    dedupe: bool = False, prefer_kind: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, str] | None]:
+    """(cards, photo, predicted kind) for a decoded picture: its results, its thumbnail, what it looks like."""
+    answer = rec.image_recommendations(picture, k=k, where=where or None, metric=metric, label=name,
+                                       dedupe=dedupe, prefer_kind=prefer_kind).to_dict()
+    photo = {"src": _thumbnail(picture), "alt": f"Your photo ({name})", "caption": name}
+    return _result_cards(answer["results"]), photo, _prediction(answer["query"].get("predicted"))
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -492,7 +517,7 @@ def search_page(request: Request) -> HTMLResponse:
     rec = _recommender(request)
     settings = _settings(request)
     params = request.query_params
-    fields = _search_fields(params.get)
+    fields = _search_fields(params.getlist)
     url, metric = fields["url"], fields["metric"] or METRICS[0]
     try:
         fields["where"] = _filters(request, params.multi_items(), SEARCH_PARAMETERS)
@@ -500,15 +525,17 @@ def search_page(request: Request) -> HTMLResponse:
             return render("search.html", **_search_context(request, fields))
         k = _k(fields["k"], settings)
         picture = fetch_picture(url, settings)
-        cards, photo = _photo_search(rec, picture, url, k, fields["where"], metric, fields["dedupe"])
+        cards, photo, predicted = _photo_search(rec, picture, url, k, fields["where"], metric, fields["dedupe"],
+                                                fields["prefer_kind"])
     except FashionrecError as exc:
         status, error = _error(exc)
         return render("search.html", status, _closing(status),
                       **_search_context(request, fields, error=error, searched=True))
     json_href = _href("/api/similar", [("url", url), ("k", k), ("metric", metric)]
-                      + ([("dedupe", "true")] if fields["dedupe"] else []) + _pairs(fields["where"]))
+                      + ([("dedupe", "true")] if fields["dedupe"] else [])
+                      + ([("prefer_kind", "true")] if fields["prefer_kind"] else []) + _pairs(fields["where"]))
     return render("search.html", **_search_context(request, fields, cards=cards, photo=photo, searched=True,
-                                                   json_href=json_href))
+                                                   json_href=json_href, predicted=predicted))
 
 
 @router.post("/search", response_class=HTMLResponse)
@@ -520,30 +547,31 @@ async def search_upload(request: Request) -> Response:
     """
     rec = _recommender(request)
     settings = _settings(request)
-    fields = _search_fields(lambda name: None)
+    fields = _search_fields(lambda name: [])
     try:
         form = await read_form(request, settings.max_upload_bytes)
-        fields = _search_fields(form.get)
+        fields = _search_fields(form.get_all)
         fields["where"] = _filters(request, form.fields, SEARCH_PARAMETERS)
         data, name = form.data, form.filename
         if not data:
             if fields["url"]:
                 params = [("url", fields["url"]), ("k", fields["k"] or DEFAULT_K),
                           ("metric", fields["metric"] or METRICS[0])] + ([("dedupe", "1")] if fields["dedupe"] else []) \
-                    + _pairs(fields["where"])
+                    + [("prefer_kind", "1" if fields["prefer_kind"] else "0")] + _pairs(fields["where"])
                 return RedirectResponse(_href("/search", params), status_code=303)
             raise RequestError("no photo was sent; choose a picture file, drop one on the page, or paste an image URL")
         k = _k(fields["k"], settings)
         metric = fields["metric"] or METRICS[0]
         picture = await run_in_threadpool(decode_image, data, what=f"the uploaded file {name!r}",
                                           max_pixels=settings.max_pixels)
-        cards, photo = await run_in_threadpool(_photo_search, rec, picture, name, k, fields["where"], metric,
-                                               fields["dedupe"])
+        cards, photo, predicted = await run_in_threadpool(_photo_search, rec, picture, name, k, fields["where"],
+                                                          metric, fields["dedupe"], fields["prefer_kind"])
     except FashionrecError as exc:
         status, error = _error(exc)
         context = await run_in_threadpool(_search_context, request, fields, error=error, searched=True)
         return render("search.html", status, _closing(status), **context)
-    context = await run_in_threadpool(_search_context, request, fields, cards=cards, photo=photo, searched=True)
+    context = await run_in_threadpool(_search_context, request, fields, cards=cards, photo=photo, searched=True,
+                                      predicted=predicted)
     return render("search.html", **context)
 
 

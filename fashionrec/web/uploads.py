@@ -66,6 +66,10 @@ class UploadForm:
                 return value
         return default
 
+    def get_all(self, name: str) -> list[str]:
+        """Every value of form field ``name``, in the order sent."""
+        return [value for key, value in self.fields if key == name]
+
 
 async def read_upload(request: Request, max_bytes: int, *, file_field: str = "image") -> tuple[bytes, str]:
     """The uploaded picture of ``request``: ``(bytes, file name)``.
