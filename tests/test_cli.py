@@ -207,3 +207,19 @@ def test_evaluate_json(index_dir, tmp_path):
     assert 0.0 <= payload["overall"]["precision@5"] <= 1.0
     assert (tmp_path / "ev" / "evaluation.json").is_file()
     assert list((tmp_path / "ev").glob("*.png"))
+
+
+def test_ray_option_may_be_given_without_an_address():
+    """`index --ray` alone means a local Ray runtime: the command line is completed before Click parses it."""
+    import subprocess
+    import sys
+
+    from fashionrec.cli.app import with_optional_values
+
+    assert with_optional_values(["index", "c", "--out", "o", "--ray"])[-2:] == ["--ray", "local"]
+    assert with_optional_values(["index", "c", "--ray", "--engine", "ivf"]) == ["index", "c", "--ray", "local",
+                                                                               "--engine", "ivf"]
+    assert with_optional_values(["index", "c", "--ray", "head:6379"]) == ["index", "c", "--ray", "head:6379"]
+    done = subprocess.run([sys.executable, "-c", "from fashionrec.cli import main; main()", "index", "nowhere",
+                           "--out", "o", "--ray", "--ray-actors", "0"], capture_output=True, text=True)
+    assert done.returncode == 1 and "--ray-actors 0: expected a whole number of actors" in done.stderr

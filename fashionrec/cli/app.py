@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -82,8 +83,27 @@ def _configure(
         logging.getLogger(name).setLevel(quiet)
 
 
+OPTIONAL_VALUE_OPTIONS: dict[str, str] = {"--ray": "local"}
+"""Options whose value may be left out (``index --ray`` alone), and the value they then take."""
+
+
+def with_optional_values(args: list[str]) -> list[str]:
+    """``args`` with each option of :data:`OPTIONAL_VALUE_OPTIONS` given without a value completed with its default.
+
+    An option takes no value when it comes last or is followed by another
+    option (``--ray --engine ivf``); Click has no optional option values, so
+    the command line is completed before it parses it.
+    """
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg in OPTIONAL_VALUE_OPTIONS and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(OPTIONAL_VALUE_OPTIONS[arg])
+    return out
+
+
 def main() -> None:
     """Entry point of the ``fashionrec`` command."""
     from . import commands  # noqa: F401  (registers the commands on ``app``)
 
-    app()
+    app(args=with_optional_values(sys.argv[1:]), prog_name="fashionrec")

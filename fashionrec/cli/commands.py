@@ -93,6 +93,14 @@ def index(
         "--engine-metric", help="Distance the engines of --engine are built for: euclidean or cosine.")] = "euclidean",
     target_recall: Annotated[float, typer.Option(
         "--target-recall", help="Recall@10 the engines of --engine are tuned to reach, measured against exact search.")] = 0.95,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", metavar="[ADDRESS]",
+        help="Embed on Ray: alone (or 'local'), a Ray runtime on this machine for the run; 'auto', HOST:PORT or "
+             "ray://HOST:PORT, a running cluster (`ray start --head`). Every node needs the catalog at the "
+             "same path and fashionrec installed. Needs pip install 'fashionrec[ray]'.")] = None,
+    ray_actors: Annotated[Optional[int], typer.Option(
+        "--ray-actors", help="With --ray: model replicas (Ray actors of one CPU each). "
+                             "Default: the cluster's CPUs less a quarter, left for decoding.")] = None,
 ) -> None:
     """Embed catalog images into an index folder (resumable, incremental); optionally build search engines."""
     from ..catalog import load_catalog, parse_where
@@ -110,6 +118,18 @@ def index(
         raise FashionrecError(f"--max-pixels {max_pixels}: expected a whole number of pixels, 1 or more")
     if checkpoint_every is not None and checkpoint_every < 1:
         raise FashionrecError(f"--checkpoint-every {checkpoint_every}: expected a whole number of images, 1 or more")
+    executor = None
+    if ray is None and ray_actors is not None:
+        raise FashionrecError(f"--ray-actors {ray_actors}: only used with --ray [ADDRESS] (e.g. --ray alone)")
+    if ray is not None:
+        from ..embedding import RayExecutor
+
+        if workers is not None:
+            raise FashionrecError(f"--workers {workers}: sets the decoding threads of a local build; with --ray, "
+                                  "decoding runs in Ray tasks (leave --workers out)")
+        if ray_actors is not None and ray_actors < 1:
+            raise FashionrecError(f"--ray-actors {ray_actors}: expected a whole number of actors, 1 or more")
+        executor = RayExecutor(ray, actors=ray_actors)  # a missing ray package fails here, naming the extra
     to_build = _engines_to_build(engine or [], engine_metric, target_recall)
     filters = parse_where(where)
     check_writable_folder(out)
@@ -121,7 +141,7 @@ def index(
     with progress_bar("embedding", "img") as on_progress:
         summary = build_index(cat, out, embedder=embedder, where=filters, batch_size=batch_size, workers=workers,
                               progress=on_progress, checkpoint_every=checkpoint_every or CHECKPOINT_EVERY,
-                              follow_links=follow_links)
+                              follow_links=follow_links, executor=executor)
     print_index_summary(summary)
     _keep_engines(out, to_build, engine_metric, target_recall)
 

@@ -13,6 +13,8 @@ Two entry points:
 A build runs in three steps, one module each: :mod:`.plan` (what must be done),
 :mod:`.execute` (embedding the images, behind the :class:`Executor` contract)
 and :mod:`.assemble` (writing the index), orchestrated by :mod:`.build`.
+:mod:`.ray_build` holds the executor that embeds on a Ray cluster
+(:class:`RayExecutor`, :func:`build_index_ray`; Ray is imported only when it runs).
 :mod:`.embedder` holds the model side, :mod:`.checkpoint` the ``.partial``
 folder, and :mod:`.outcomes` the per-image results (:class:`ImageFailure`).
 
@@ -27,9 +29,10 @@ from .embedder import ImageEmbedder, load_image_array
 from .execute import Executor, ImageTask, ProgressCallback, ThreadedExecutor
 from .outcomes import Chunk, ImageFailure
 from .plan import EmbeddingPlan, image_signature
+from .ray_build import RayExecutor, build_index_ray
 
 __all__ = [
     "CHECKPOINT_EVERY", "PARTIAL_DIR", "Chunk", "EmbeddingPlan", "Executor", "ImageEmbedder", "ImageFailure",
-    "ImageTask", "IndexRunSummary", "ProgressCallback", "ThreadedExecutor", "build_index", "image_signature",
-    "load_image_array",
+    "ImageTask", "IndexRunSummary", "ProgressCallback", "RayExecutor", "ThreadedExecutor", "build_index",
+    "build_index_ray", "image_signature", "load_image_array",
 ]

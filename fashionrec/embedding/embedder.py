@@ -59,6 +59,8 @@ class ImageEmbedder:
         faster, but below the cosine bar ``fashionrec.models.COSINE_BAR`` for some images).
     max_pixels: most pixels (width x height) an image file of a build may declare
         (see :func:`load_image_array`); None leaves only Pillow's own guard.
+    num_threads: intra-op threads of the ONNX Runtime / OpenVINO model; None for
+        the CPUs this process may use (see :class:`~fashionrec.models.FeatureExtractor`).
 
     The model loads on first use (:attr:`extractor`), not here.
     """
@@ -72,6 +74,7 @@ class ImageEmbedder:
         cache_dir: str | os.PathLike | None = None,
         precision: str | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        num_threads: int | None = None,
     ):
         if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
             raise FashionrecError(f"max_pixels must be a whole number of pixels, 1 or more (or None), got {max_pixels!r}")
@@ -82,7 +85,10 @@ class ImageEmbedder:
         self.precision = precision
         self.cache_dir = cache_dir
         self.max_pixels = max_pixels
-        self.expected_weights: str | None = None  # set by from_manifest: refuse other weights
+        self.num_threads = num_threads
+        self.expected_weights: str | None = None  # set by from_manifest and replica: refuse other weights
+        # Whose weights those are, and what to do when they differ (the error's words).
+        self._expected_from = ("the index's", "pass --weights with the file the index was built with")
         self._extractor = None
 
     @classmethod
@@ -107,6 +113,26 @@ class ImageEmbedder:
         embedder.expected_weights = manifest["weights"]
         return embedder
 
+    def replica(self, *, num_threads: int | None = None, origin: str = "the original embedder's") -> ImageEmbedder:
+        """An unloaded copy that makes the same vectors as this embedder, for another process or machine.
+
+        It has the backbone, weights file (its absolute path), preprocessing and
+        pixel limit of this one, and the runtime and precision this one resolved
+        (``auto`` could pick another runtime on another machine); its model refuses to load
+        (:class:`IndexFolderError`, naming the weights expected as ``origin``)
+        with weights of another identity. Loads this embedder's model.
+        ``num_threads`` as in the constructor.
+        """
+        settings = self.settings()
+        twin = ImageEmbedder(
+            self.backbone, weights=settings["weights_path"], preprocessing=self.preprocessing,
+            runtime=settings["runtime"], cache_dir=self.cache_dir, precision=settings["precision"],
+            max_pixels=self.max_pixels, num_threads=num_threads,
+        )
+        twin.expected_weights = settings["weights"]
+        twin._expected_from = (origin, "expected the same weights file (or package) at the same path on every machine")
+        return twin
+
     @property
     def extractor(self):
         """The loaded :class:`~fashionrec.models.FeatureExtractor` (built on first use)."""
@@ -115,13 +141,13 @@ class ImageEmbedder:
 
             extractor = FeatureExtractor(
                 self.backbone or DEFAULT_BACKBONE, weights=self.weights, runtime=self.runtime,
-                cache_dir=self.cache_dir, precision=self.precision,
+                cache_dir=self.cache_dir, precision=self.precision, num_threads=self.num_threads,
             )
             extractor.load()
             if self.expected_weights and extractor.weights_identity != self.expected_weights:
+                whose, remedy = self._expected_from
                 raise IndexFolderError(
-                    f"weights {extractor.weights_identity!r} differ from the index's {self.expected_weights!r}; "
-                    "pass --weights with the file the index was built with"
+                    f"weights {extractor.weights_identity!r} differ from {whose} {self.expected_weights!r}; {remedy}"
                 )
             self._extractor = extractor
         return self._extractor

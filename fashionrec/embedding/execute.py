@@ -23,7 +23,7 @@ from ..errors import FashionrecError
 from ..images import DEFAULT_MAX_PIXELS, TooManyPixelsError
 from ..settings import available_cpus
 from .embedder import ImageEmbedder, load_image_array
-from .outcomes import Chunk, ImageFailure
+from .outcomes import Chunk, ChunkBuffer, ImageFailure
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +111,7 @@ class ThreadedExecutor(Executor):
         preprocessing = embedder.preprocessing
         total = len(tasks)
         done = 0
-        # Finished batches as (keys, vectors) pairs: one list append per batch, so an
-        # interrupt can never separate a vector from its key.
-        pending: list[tuple[list[str], np.ndarray]] = []
-        failures: dict[str, ImageFailure] = {}
-
-        def flush() -> Chunk:
-            keys = [key for batch_keys, _ in pending for key in batch_keys]
-            vectors = np.concatenate([v for _, v in pending]) if pending else np.zeros((0, embedder.dim), np.float32)
-            return Chunk(keys, vectors, dict(failures))
+        pending = ChunkBuffer(embedder.dim)
 
         batches = [tasks[i : i + batch_size] for i in range(0, total, batch_size)]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
@@ -144,23 +136,21 @@ class ThreadedExecutor(Executor):
                         result = future.result()
                         if isinstance(result, ImageFailure):
                             log.warning("skipping %s: %s", task.path, result.reason)
-                            failures[task.key] = result
+                            pending.add_failure(task.key, result)
                         else:
                             arrays.append(result)
                             ok_keys.append(task.key)
                     if arrays:
-                        pending.append((ok_keys, embedder.embed_arrays(np.stack(arrays))))
+                        pending.add_batch(ok_keys, embedder.embed_arrays(np.stack(arrays)))
                     done += len(batch)
                     if progress:
                         progress(done, total)
-                    if sum(len(k) for k, _ in pending) + len(failures) >= checkpoint_every or not ahead:
-                        chunk = flush()
-                        pending, failures = [], {}
-                        yield chunk
+                    if len(pending) >= checkpoint_every or not ahead:
+                        yield pending.flush()
             except KeyboardInterrupt:
                 # Ctrl-C: hand back the finished batches for checkpointing, then stop.
                 for future in (f for _, fs in ahead for f in fs):
                     future.cancel()
-                if pending or failures:
-                    yield flush()
+                if len(pending):
+                    yield pending.flush()
                 raise

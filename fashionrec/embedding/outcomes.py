@@ -101,6 +101,40 @@ class Chunk:
         return Chunk([self.keys[i] for i in keep], vectors[keep], failures)
 
 
+class ChunkBuffer:
+    """Finished work not yet handed over, gathered batch by batch and handed over as one :class:`Chunk`.
+
+    Both executors keep their results here between checkpoints. A batch is one
+    list append of its keys with their (n, D) float32 vectors, so an interrupt
+    can never separate a vector from its key.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._batches: list[tuple[list[str], np.ndarray]] = []
+        self._failures: dict[str, ImageFailure] = {}
+
+    def __len__(self) -> int:
+        """Images settled since the last :meth:`flush`: embedded plus failed."""
+        return sum(len(keys) for keys, _ in self._batches) + len(self._failures)
+
+    def add_batch(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Add ``vectors[i]`` ((len(keys), D) float32) as the result of ``keys[i]``."""
+        if len(keys):
+            self._batches.append((list(keys), vectors))
+
+    def add_failure(self, key: str, failure: ImageFailure) -> None:
+        self._failures[key] = failure
+
+    def flush(self) -> Chunk:
+        """Everything added since the last flush, as one chunk; the buffer is empty afterwards."""
+        batches, failures = self._batches, self._failures
+        self._batches, self._failures = [], {}
+        keys = [key for batch_keys, _ in batches for key in batch_keys]
+        vectors = np.concatenate([v for _, v in batches]) if batches else np.zeros((0, self.dim), np.float32)
+        return Chunk(keys, vectors, failures)
+
+
 class Outcomes:
     """Results by work key: a (D,) float32 vector or an :class:`ImageFailure`, never both.
 
