@@ -450,3 +450,33 @@ def test_a_linked_images_folder_is_the_users_layout_and_is_read(make_catalog, tm
     (folder / "images").rename(elsewhere)
     (folder / "images").symlink_to(elsewhere)
     assert build_index(load_catalog(folder), tmp_path / "idx", embedder=tiny()).count == 6
+
+
+def test_power_features_are_the_raw_ones_rooted_and_unit_length_and_queries_get_them_too(catalog, tmp_path):
+    from fashionrec.recommend import Recommender
+
+    build_index(catalog, tmp_path / "raw", embedder=tiny())
+    build_index(catalog, tmp_path / "power", embedder=tiny(features="power"))
+    raw, power = IndexFolder.load(tmp_path / "raw"), IndexFolder.load(tmp_path / "power")
+    assert "features" not in raw.manifest and power.manifest["features"] == "power"  # absent means raw
+    rooted = np.sign(raw.embeddings) * np.sqrt(np.abs(raw.embeddings))
+    expected = rooted / np.linalg.norm(rooted, axis=1, keepdims=True)
+    np.testing.assert_allclose(power.embeddings, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(power.embeddings, axis=1), 1.0, rtol=1e-5)
+    rec = Recommender.load(tmp_path / "power")
+    assert rec.info().features == "power"
+    image = catalog.root / power.products["image"].iloc[4]
+    first = rec.similar_to_image(image, k=1)
+    assert first["id"].iloc[0] == power.products["id"].iloc[4] and first["distance"].iloc[0] < 1e-3
+    with pytest.raises(IndexFolderError, match="features: index has 'power', requested None.*cannot be mixed"):
+        build_index(catalog, tmp_path / "power", embedder=tiny())
+    with pytest.raises(FashionrecError, match="unknown feature transform 'sqrt'; expected one of raw, power"):
+        tiny(features="sqrt")
+
+
+def test_the_catalog_look_is_recorded_when_the_index_is_built(catalog, tmp_path):
+    build_index(catalog, tmp_path / "idx", embedder=tiny())
+    look = IndexFolder.load(tmp_path / "idx").manifest["catalog_look"]
+    with Image.open(catalog.root / catalog.products["image"].iloc[0]) as first:
+        assert (look["width"], look["height"]) == first.size
+    assert look["quality"] == 90 and look["background"] == [255, 255, 255]  # the sample catalog's JPEG settings

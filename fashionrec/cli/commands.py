@@ -79,6 +79,9 @@ def index(
     runtime: Annotated[str, typer.Option(help="auto, torch, onnxruntime or openvino.")] = "auto",
     preprocessing: Annotated[Optional[str], typer.Option(help="crop or pad (default: the backbone's).")] = None,
     precision: Annotated[Optional[str], typer.Option(help="fp32 (default) or bf16 (OpenVINO; faster, less exact).")] = None,
+    features: Annotated[str, typer.Option(
+        help="raw: the backbone's features as they are (the reference design); power: signed square root, then "
+             "unit length (recommended: better neighbours on every measure, see the README's Quality).")] = "raw",
     max_pixels: Annotated[Optional[int], typer.Option(
         help="Skip image files that declare more pixels (width x height) than this, read from the header "
              "before decoding. Default: 50,000,000.")] = None,
@@ -109,6 +112,9 @@ def index(
     from ..index.manifest import check_writable_folder
 
     # Cheap checks first: a mistake in an option or in --out must not wait for the model or the images.
+    from ..embedding.features import check_features
+
+    check_features(features)
     if batch_size < 1:
         raise FashionrecError(f"--batch-size {batch_size}: expected a whole number of images per model call, 1 or more")
     if workers is not None and workers < 0:
@@ -134,7 +140,7 @@ def index(
     filters = parse_where(where)
     check_writable_folder(out)
     cat = load_catalog(catalog)
-    embedder = ImageEmbedder(backbone, weights=weights, runtime=runtime, precision=precision,
+    embedder = ImageEmbedder(backbone, weights=weights, runtime=runtime, precision=precision, features=features,
                              preprocessing=_preprocessing(backbone, preprocessing),
                              max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     embedder.settings()  # load the model first: missing weights fail before any progress bar

@@ -190,6 +190,8 @@ def print_index_info(info) -> None:
         ("backbone", f"{info.backbone} ({info.dim}-d vectors)"),
         ("weights", info.weights or "—"),
         ("embedded with", ", ".join(v for v in (info.preprocessing, info.runtime, info.precision) if v) or "—"),
+        ("features", info.features + (" (signed square root, unit length)" if info.features == "power" else "")),
+        ("catalog images", _look(info.catalog_look)),
         ("built", info.created or "—"),
         ("updated", info.updated or "—"),
         ("catalog", info.catalog_root or "—"),
@@ -202,6 +204,14 @@ def print_index_info(info) -> None:
     else:
         console.print("no search engine saved: queries scan every vector exactly "
                       "(add one with `fashionrec engine INDEX_DIR ivf`)", highlight=False, soft_wrap=True)
+
+
+def _look(look) -> str:
+    """The catalog look as ``fashionrec info`` shows it (what photo queries are brought to)."""
+    if not look:
+        return "not recorded (measured from the images on the first photo query)"
+    quality = f", JPEG quality {look['quality']}" if look.get("quality") else ""
+    return f"{look['width']}x{look['height']} px{quality}: photo queries are brought to this"
 
 
 def _number(value, fmt: str) -> str:

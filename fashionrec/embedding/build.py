@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog
+from ..catalog.look import CatalogLook
 from ..errors import FashionrecError
 from ..index import exclusive_build_lock, remove_leftovers
 from ..index.manifest import check_writable_folder
@@ -136,8 +137,11 @@ def build_index(
                 embedded += len(chunk.keys)
 
         assembly = assemble(plan, settings["dim"])
+        # What the catalog's images look like, for photo queries (fashionrec.catalog.look): a sample's headers.
+        look = CatalogLook.measure([Path(catalog.root) / rel for rel in assembly.products["image"].dropna()])
         written = write_assembly(
-            out, assembly, settings, root=catalog.root, where=where,
+            out, assembly, {**settings, **({"catalog_look": look.to_dict()} if look is not None else {})},
+            root=catalog.root, where=where,
             previous=plan.existing.manifest if plan.existing is not None else None,
         )
         checkpoint.discard()

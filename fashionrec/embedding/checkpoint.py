@@ -36,19 +36,20 @@ PARTIAL_DIR = ".partial"
 CHECKPOINT_EVERY = 256
 """Images embedded between two checkpoints: at most this much work is lost to kill -9."""
 
-SETTINGS_KEYS = ("backbone", "weights", "preprocessing", "dim")
+SETTINGS_KEYS = ("backbone", "weights", "preprocessing", "dim", "features")
 """The settings a checkpoint's vectors depend on; a checkpoint made with others is discarded."""
 
 
 class Checkpoint:
     """Append-only checkpoint files of finished work inside ``folder`` (``<index>/.partial``).
 
-    ``settings`` holds at least :data:`SETTINGS_KEYS` (an embedder's settings).
+    ``settings`` holds :data:`SETTINGS_KEYS` (an embedder's settings; ``features`` only when not raw).
     """
 
     def __init__(self, folder: Path, settings: Mapping[str, Any]):
         self.folder = Path(folder)
-        self.settings = json.loads(json.dumps({k: settings[k] for k in SETTINGS_KEYS}))
+        # "features" is absent for raw features (as in checkpoints written before transforms existed)
+        self.settings = json.loads(json.dumps({k: settings[k] for k in SETTINGS_KEYS if k in settings}))
         self._next = 0
 
     def load(self) -> Outcomes:

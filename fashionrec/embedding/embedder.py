@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import FashionrecError, IndexFolderError
+from .features import DEFAULT_FEATURES, FEATURE_TRANSFORMS, check_features
 from ..images import DEFAULT_MAX_PIXELS, check_pixels
 
 
@@ -61,6 +62,8 @@ class ImageEmbedder:
         (see :func:`load_image_array`); None leaves only Pillow's own guard.
     num_threads: intra-op threads of the ONNX Runtime / OpenVINO model; None for
         the CPUs this process may use (see :class:`~fashionrec.models.FeatureExtractor`).
+    features: the transform applied to the backbone's features
+        (:data:`~fashionrec.embedding.features.FEATURE_TRANSFORMS`: "raw" or "power").
 
     The model loads on first use (:attr:`extractor`), not here.
     """
@@ -75,6 +78,7 @@ class ImageEmbedder:
         precision: str | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         num_threads: int | None = None,
+        features: str = DEFAULT_FEATURES,
     ):
         if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
             raise FashionrecError(f"max_pixels must be a whole number of pixels, 1 or more (or None), got {max_pixels!r}")
@@ -86,6 +90,7 @@ class ImageEmbedder:
         self.cache_dir = cache_dir
         self.max_pixels = max_pixels
         self.num_threads = num_threads
+        self.features = check_features(features)
         self.expected_weights: str | None = None  # set by from_manifest and replica: refuse other weights
         # Whose weights those are, and what to do when they differ (the error's words).
         self._expected_from = ("the index's", "pass --weights with the file the index was built with")
@@ -109,6 +114,7 @@ class ImageEmbedder:
             weights=weights,
             preprocessing=Preprocessing.from_dict(manifest["preprocessing"]),
             runtime=runtime,
+            features=manifest.get("features", DEFAULT_FEATURES),
         )
         embedder.expected_weights = manifest["weights"]
         return embedder
@@ -127,7 +133,7 @@ class ImageEmbedder:
         twin = ImageEmbedder(
             self.backbone, weights=settings["weights_path"], preprocessing=self.preprocessing,
             runtime=settings["runtime"], cache_dir=self.cache_dir, precision=settings["precision"],
-            max_pixels=self.max_pixels, num_threads=num_threads,
+            max_pixels=self.max_pixels, num_threads=num_threads, features=self.features,
         )
         twin.expected_weights = settings["weights"]
         twin._expected_from = (origin, "expected the same weights file (or package) at the same path on every machine")
@@ -181,12 +187,15 @@ class ImageEmbedder:
             "runtime": extractor.runtime_name,
             "precision": extractor.precision,
         }
+        if self.features != DEFAULT_FEATURES:  # absent means raw: indexes built before transforms existed match
+            settings["features"] = self.features
         # JSON round trip: compare equal to what a manifest on disk holds (lists, not tuples).
         return json.loads(json.dumps(settings))
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, S, S) preprocessed float32 → (N, D) float32."""
-        return np.asarray(self.extractor(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
+        """(N, 3, S, S) preprocessed float32 → (N, D) float32, transformed as :attr:`features` says."""
+        vectors = np.asarray(self.extractor(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
+        return FEATURE_TRANSFORMS[self.features](vectors)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """PIL images → (len(images), D) float32 features."""

@@ -53,7 +53,7 @@ MANIFEST_KEYS: dict[str, str] = {
 """Keys of ``manifest.json`` and what they hold (documented in the README)."""
 
 REQUIRED_KEYS = ("format", "format_version", "backbone", "weights", "preprocessing", "dim", "count")
-COMPATIBILITY_KEYS = ("backbone", "weights", "preprocessing")
+COMPATIBILITY_KEYS = ("backbone", "weights", "preprocessing", "features")
 """Two sets of vectors may be mixed only when these manifest fields agree.
 
 ``dim`` follows from them: a manifest whose ``dim`` disagrees with its backbone
@@ -226,7 +226,8 @@ def check_compatible(existing: Mapping[str, Any], wanted: Mapping[str, Any], *, 
     if diffs:
         raise IndexFolderError(
             f"{where} was built with different settings ({'; '.join(diffs)}); "
-            "vectors of different backbones or preprocessing cannot be mixed — use another --out folder"
+            "vectors of different backbones, preprocessing or feature transforms cannot be mixed — use another "
+            "--out folder"
         )
 
 

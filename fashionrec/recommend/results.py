@@ -226,6 +226,12 @@ class IndexInfo(BaseModel):
         description="The engines saved in the index folder, with their measured recall and latency ([]: none).",
     )
     preprocessing: Optional[str] = Field(description="How pictures are fitted to the input size: crop or pad.")
+    features: str = Field(default="raw", description="Transform of the backbone's features: raw or power.")
+    catalog_look: Optional[dict[str, Any]] = Field(
+        default=None,
+        description="What the catalog's images look like (width, height, JPEG quality, background), that photo "
+                    "queries are brought to; null when unknown.",
+    )
     runtime: Optional[str] = Field(default=None, description="Inference runtime that computed the vectors.")
     precision: Optional[str] = Field(default=None, description="Inference precision (fp32, bf16).")
     catalog_root: Optional[str] = Field(description="Catalog folder the picture paths are relative to.")

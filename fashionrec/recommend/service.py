@@ -370,6 +370,8 @@ class Recommender:
             answering={metric: self._answering(metric, saved) for metric in METRICS},
             engines=self._engine_infos(),
             preprocessing=preprocessing.get("mode") if isinstance(preprocessing, Mapping) else None,
+            features=str(manifest.get("features") or "raw"),
+            catalog_look=manifest.get("catalog_look") if isinstance(manifest.get("catalog_look"), Mapping) else None,
             runtime=manifest.get("runtime"),
             precision=manifest.get("precision"),
             catalog_root=None if self.catalog_root is None else str(self.catalog_root),
