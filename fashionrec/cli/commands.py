@@ -23,6 +23,9 @@ from .render import print_engines, print_evaluation, print_index_info, print_ind
 EngineOption = Annotated[str, typer.Option(
     "--engine", help="Search engine answering the queries: exact (default), or ivf / hnsw when built in the index "
                      "folder (`fashionrec engine`).")]
+MatchCatalogOption = Annotated[bool, typer.Option(
+    "--match-catalog-size/--no-match-catalog-size",
+    help="Bring photo queries to the catalog images' size and JPEG compression before embedding them.")]
 
 
 # --------------------------------------------------------------------------- download
@@ -399,9 +402,7 @@ def recommend(
         "--dedupe-threshold", metavar="D",
         help="With --dedupe: the distance below which products are duplicates (default: the one "
              "`fashionrec duplicates --auto` picks).")] = None,
-    match_catalog_size: Annotated[bool, typer.Option(
-        "--match-catalog-size/--no-match-catalog-size",
-        help="With --image: first bring the photo to the catalog images' size and JPEG compression.")] = True,
+    match_catalog_size: MatchCatalogOption = True,
     prefer_kind: Annotated[bool, typer.Option(
         "--prefer-kind", help="With --image: predict the photo's articleType (and colour) from its nearest products "
                               "and list products of that articleType first.")] = False,
@@ -476,9 +477,7 @@ def evaluate(
         "--photos", metavar="DIR",
         help="Also search with the real photos of DIR, named by product id (e.g. 15970.jpg), and report how often "
              "each finds its own product, overall and per articleType.")] = None,
-    match_catalog_size: Annotated[bool, typer.Option(
-        "--match-catalog-size/--no-match-catalog-size",
-        help="Bring photo queries to the catalog images' size and JPEG compression before embedding them.")] = True,
+    match_catalog_size: MatchCatalogOption = True,
     engine: EngineOption = "exact",
 ) -> None:
     """Leave-one-out retrieval quality of an index (precision@k, mAP@k, nDCG@k, hit@1); photo queries too."""
