@@ -8,5 +8,8 @@ non-zero exit code.
 
 from . import commands  # noqa: F401  (registers the commands on ``app``)
 from .app import app, main
+from .milvus import milvus_app
+
+app.add_typer(milvus_app, name="milvus")  # `fashionrec milvus push`; here, as app.py cannot import it (a cycle)
 
 __all__ = ["app", "main"]

@@ -81,6 +81,8 @@ def _configure(
     quiet = logging.INFO if verbose else logging.ERROR
     for name in ("py.warnings", "PIL", "matplotlib", "urllib3"):
         logging.getLogger(name).setLevel(quiet)
+    # pymilvus logs each failed request with its traceback; ours is one line (--engine milvus, milvus push)
+    logging.getLogger("pymilvus").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 OPTIONAL_VALUE_OPTIONS: dict[str, str] = {"--ray": "local"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -21,11 +22,23 @@ from .app import WhereOption, cli_command, console, err_console
 from .render import print_engines, print_evaluation, print_index_info, print_index_summary, print_results, progress_bar
 
 EngineOption = Annotated[str, typer.Option(
-    "--engine", help="Search engine answering the queries: exact (default), or ivf / hnsw when built in the index "
-                     "folder (`fashionrec engine`).")]
+    "--engine", help="Search engine answering the queries: exact (default), ivf / hnsw when built in the index "
+                     "folder (`fashionrec engine`), or milvus when pushed (`fashionrec milvus push`).")]
+MilvusUriOption = Annotated[Optional[str], typer.Option(
+    "--milvus-uri", metavar="URI",
+    help="With --engine milvus: the Milvus server (default: $FASHIONREC_MILVUS_URI, else the one the index was "
+         "pushed to).")]
 MatchCatalogOption = Annotated[bool, typer.Option(
     "--match-catalog-size/--no-match-catalog-size",
     help="Bring photo queries to the catalog images' size and JPEG compression before embedding them.")]
+
+
+def _use_milvus_uri(uri: str | None) -> None:
+    """``--milvus-uri``: the server ``--engine milvus`` talks to, for this process (and the web server's workers)."""
+    if uri:
+        from ..search.milvus.connection import URI_ENV
+
+        os.environ[URI_ENV] = uri
 
 
 # --------------------------------------------------------------------------- download
@@ -302,12 +315,14 @@ def duplicates(
         "--auto", help="Pick the threshold from the products' nearest-neighbour distances (the default).")] = False,
     where: WhereOption = None,
     metric: Annotated[str, typer.Option(help="euclidean or cosine.")] = "euclidean",
-    engine_name: Annotated[str, typer.Option("--engine", help="Search engine (exact, ivf, hnsw).")] = "exact",
+    engine_name: Annotated[str, typer.Option("--engine", help="Search engine (exact, ivf, hnsw, milvus).")] = "exact",
+    milvus_uri: MilvusUriOption = None,
     out: Annotated[Optional[Path], typer.Option(
         help="Folder for groups.csv, groups.json and groups.html (the groups' pictures, largest first).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the groups as JSON.")] = False,
 ) -> None:
     """Groups of near-duplicate products: features within a distance of each other (connected components)."""
+    _use_milvus_uri(milvus_uri)
     from ..catalog import parse_where
     from ..recommend import Recommender
     from ..reports.duplicates import scan_summary, write_duplicate_report
@@ -395,6 +410,7 @@ def recommend(
     url_timeout: Annotated[float, typer.Option(
         "--url-timeout", metavar="SECONDS", help="Most seconds one picture URL may take to download, redirects included.")] = 60.0,
     engine: EngineOption = "exact",
+    milvus_uri: MilvusUriOption = None,
     dedupe: Annotated[bool, typer.Option(
         "--dedupe", help="Collapse near-duplicates: leave out products within the duplicate threshold of a result "
                          "already listed (or of the query product), listing them with it.")] = False,
@@ -408,6 +424,7 @@ def recommend(
                               "and list products of that articleType first.")] = False,
 ) -> None:
     """Recommend the products most similar to a catalog product or a photo."""
+    _use_milvus_uri(milvus_uri)
     from ..catalog import find_catalog_root, parse_where
     from ..images import PrivateHostError
     from ..recommend import Recommender
@@ -479,8 +496,10 @@ def evaluate(
              "each finds its own product, overall and per articleType.")] = None,
     match_catalog_size: MatchCatalogOption = True,
     engine: EngineOption = "exact",
+    milvus_uri: MilvusUriOption = None,
 ) -> None:
     """Leave-one-out retrieval quality of an index (precision@k, mAP@k, nDCG@k, hit@1); photo queries too."""
+    _use_milvus_uri(milvus_uri)
     from ..evaluation import evaluate_index, write_evaluation
     from ..index import IndexFolder
 
@@ -560,10 +579,10 @@ def serve(
     blas_threads: Annotated[int, typer.Option(
         min=1, help="BLAS threads per search (1: concurrent requests use the cores; more: faster lone queries).")] = 1,
     engine: EngineOption = "exact",
+    milvus_uri: MilvusUriOption = None,
 ) -> None:
     """Serve the catalog pages and the JSON API of an index (FastAPI on uvicorn; Ctrl-C stops)."""
-    import os
-
+    _use_milvus_uri(milvus_uri)
     import uvicorn
 
     from ..catalog import find_catalog_root

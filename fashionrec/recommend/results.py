@@ -174,7 +174,7 @@ class EngineInfo(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(description="Engine name in the registry (ivf, hnsw).")
+    name: str = Field(description="Engine name in the registry (ivf, hnsw, milvus).")
     metric: str = Field(description="The distance it was built for: euclidean or cosine.")
     params: dict[str, Any] = Field(
         default_factory=dict, description="The parameters it was built with (those of the engine's constructor)."

@@ -1,8 +1,8 @@
 """The engine registry: search engines by name.
 
-``exact``, ``ivf`` and ``hnsw`` are registered here (the FAISS engines import
-FAISS only when one is built or loaded); engines that need optional packages
-(a Milvus client) register from their own modules. :func:`create_engine` makes an
+``exact``, ``ivf``, ``hnsw`` and ``milvus`` are registered here (the FAISS
+engines import FAISS only when one is built or loaded, the Milvus engine
+pymilvus only when it first contacts a server). :func:`create_engine` makes an
 empty engine, :func:`load_engine` opens one saved in an index folder.
 """
 
@@ -19,6 +19,7 @@ from ..errors import UnknownEngineError
 from .base import SearchEngine
 from .exact import ExactEngine
 from .faiss_engines import HNSWEngine, IVFEngine
+from .milvus.engine import MilvusEngine
 
 DEFAULT_ENGINE = "exact"
 
@@ -67,3 +68,4 @@ def load_engine(
 register_engine(ExactEngine)
 register_engine(IVFEngine)  # FAISS is imported when one is first built or loaded, not here
 register_engine(HNSWEngine)
+register_engine(MilvusEngine)  # pymilvus is imported when a server is first contacted, not here

@@ -26,7 +26,6 @@ from typing import Any
 
 from ..errors import IndexFolderError
 from ..index import ENGINES_DIR, IndexFolder, update_manifest
-from .approximate import ApproximateEngine
 from .base import SearchEngine, read_description
 from .registry import create_engine, engine_class
 
@@ -89,15 +88,16 @@ def build_saved_engine(index: IndexFolder, name: str, *, metric: str = "euclidea
     Replaces an engine of the same name and metric. Hold the folder's build
     lock (:func:`fashionrec.index.exclusive_build_lock`) around the call.
     """
-    engine = create_engine(name, metric=metric, **params)
-    if not isinstance(engine, ApproximateEngine):
+    defaults = getattr(engine_class(name), "defaults_for", None)  # e.g. a server engine's collection name
+    engine = create_engine(name, metric=metric, **{**(defaults(index.path, metric) if defaults else {}), **params})
+    if not engine.needs_build:
         raise IndexFolderError(f"the {name} engine keeps no files: nothing to build (it is made when queried)")
     started = time.perf_counter()
     engine.build(index.embeddings, index.vector_ids, index.products)
     engine.index_generation = index.manifest.get("generation")
     folder = engine.save(engine_folder(index, name, engine.metric))
     log.info("saved the %s engine (%s) in %s after %.1f s", name, engine.metric, folder, time.perf_counter() - started)
-    _record(index)
+    record_saved_engines(index)
     return _saved(index, name, engine.metric)
 
 
@@ -121,7 +121,7 @@ def update_saved_engines(index: IndexFolder) -> list[tuple[SavedEngine, str]]:
         log.info("%s engine (%s): %s in %.1f s", saved.name, saved.metric, action, time.perf_counter() - started)
         done.append((_saved(index, saved.name, saved.metric), action))
     if done:
-        _record(index)
+        record_saved_engines(index)
     return done
 
 
@@ -133,19 +133,28 @@ def open_saved_engine(index: IndexFolder, name: str, metric: str, *, products=No
     saved there for this metric, or was built for another version of the index.
     """
     folder = engine_folder(index, name, metric)
+    command = build_command(name, index.path, metric)
     if not folder.is_dir():
         raise IndexFolderError(
-            f"the {name} engine is not built in {index.path} for the {metric} metric; build it with "
-            f"`fashionrec engine {index.path} {name} --metric {metric}`"
+            f"the {name} engine is not built in {index.path} for the {metric} metric; build it with `{command}`"
         )
     description = read_description(folder, expected=name)
     if (description.get("vectors") or {}).get("index_generation") != index.manifest.get("generation"):
         raise IndexFolderError(
             f"the {name} engine in {folder} was built for an earlier version of the index; update it with "
-            f"`fashionrec engine {index.path} {name} --metric {metric}` (`fashionrec index` updates saved engines)"
+            f"`{command}` (`fashionrec index` updates saved engines)"
         )
     return engine_class(name).load(folder, index.embeddings, index.vector_ids,
                                    index.products if products is None else products)
+
+
+def build_command(name: str, index_path, metric: str) -> str:
+    """The command that builds (or updates) engine ``name`` for ``metric`` in the index folder ``index_path``.
+
+    ``fashionrec engine`` by default; an engine class may name its own (``build_command(index_path, metric)``).
+    """
+    own = getattr(engine_class(name), "build_command", None)
+    return own(index_path, metric) if own is not None else f"fashionrec engine {index_path} {name} --metric {metric}"
 
 
 def _saved(index: IndexFolder, name: str, metric: str) -> SavedEngine:
@@ -153,7 +162,7 @@ def _saved(index: IndexFolder, name: str, metric: str) -> SavedEngine:
     return SavedEngine(name, metric, folder, read_description(folder, expected=name))
 
 
-def _record(index: IndexFolder) -> None:
-    """List the saved engines in the manifest of the index's current generation."""
+def record_saved_engines(index: IndexFolder) -> None:
+    """List the saved engines in the manifest of the index's current generation (hold the build lock)."""
     summaries = [saved.summary() for saved in saved_engines(index)]
     index.manifest = update_manifest(index.path, engines=summaries)
