@@ -60,7 +60,11 @@ def main() -> None:
     parser.add_argument("--simulated", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--speed", type=int, default=0, metavar="N",
+                        help="also time N photo queries of the first index, brought to the catalog look or not")
     args = parser.parse_args()
+    if args.speed:
+        query_speed(args.index[0], args.photos, args.speed)
     rows = []
     for index in args.index:
         rows += measure_backbone(index, args)
@@ -192,6 +196,26 @@ def measure_backbone(index_dir: Path, args) -> list[dict]:
     return rows
 
 
+def query_speed(index_dir: Path, photos: Path, n: int) -> None:
+    """Median time of ``Recommender.similar_to_image(path, k=10)`` with and without the catalog look, interleaved."""
+    from fashionrec.evaluation.real_photos import photo_files
+    from fashionrec.recommend import Recommender
+
+    rec = Recommender.load(index_dir)
+    files = [p for p in photo_files(photos) if rec.has_product(p.stem)][:n]
+    rec.similar_to_image(files[0], k=10)  # the model, the engine and the look made before timing
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for path in files:
+        for matched in (False, True):
+            started = time.perf_counter()
+            rec.similar_to_image(path, k=10, match_catalog=matched)
+            times[matched].append(time.perf_counter() - started)
+    plain, matched = (float(np.median(times[m])) * 1000 for m in (False, True))
+    print(f"photo query (file of 224x224, k=10, {len(files)} photos, {rec.index.backbone}, exact over {len(rec):,}): "
+          f"as it is {plain:.1f} ms, brought to the catalog look {matched:.1f} ms (median), "
+          f"ratio {matched / plain:.3f}", flush=True)
+
+
 def kendall_tau(a: list[float], b: list[float]) -> float:
     concordant = discordant = 0
     for i in range(len(a)):
@@ -217,6 +241,12 @@ def print_table(rows: list[dict]) -> None:
     taus = [kendall_tau([r["simulated_hit1"] for r in g], [r["all_hit1"] for r in g]) for g in groups.values()]
     print("ordering of the query settings, simulated vs real (whole catalog), Kendall's tau per backbone and features: "
           + ", ".join(f"{b}/{f} {t:+.2f}" for (b, f), t in zip(groups, taus)))
+    by_query: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_query.setdefault((r["backbone"], r["query"]), []).append(r)
+    taus = [kendall_tau([r["simulated_hit1"] for r in g], [r["all_hit1"] for r in g]) for g in by_query.values()]
+    print("ordering of the features, simulated vs real (whole catalog), Kendall's tau per backbone and query setting: "
+          + ", ".join(f"{b}/{q} {t:+.2f}" for (b, q), t in zip(by_query, taus)))
 
 
 if __name__ == "__main__":
