@@ -1,10 +1,17 @@
-"""Past one machine: embedding with Ray Data against the local path (``--part ray``).
+"""Past one machine: embedding with Ray Data against the local path (``--part ray``), and a Milvus
+server against the in-process engines (``--part milvus``).
 
 Usage::
 
     python benchmarks/distributed.py --part ray [--catalog ../shared/fashion-product-images-small]
         [--backbone efficientnet_lite0] [--limit N] [--batch-size 32]
         [--ray-address local] [--ray-actors N] [--ray-cpus-per-actor 1] [--workdir DIR] [--json OUT.json]
+    python benchmarks/distributed.py --part milvus --index all-lite0 [--queries 200] [--milvus-uri URI]
+
+``--part milvus`` is ``benchmarks/distributed_milvus.py`` (see its docstring):
+push time, p50 / p99, recall@10 and filtered latency of Milvus FLAT and HNSW
+beside exact and the FAISS engines on the whole catalog and on women's
+footwear, the issue's done-when checks, and the server's memory per million vectors.
 
 ``--part ray``: ``build_index`` of the women's-footwear subset (its first
 ``--limit`` products when given) twice into fresh folders under ``--workdir`` —
@@ -20,7 +27,7 @@ the local one, the same skipped list, and the same manifest apart from its
 timing fields (``created``, ``updated``, ``generation``) and the checksums of
 the vectors (which follow their last bits).
 
-One function per part (``ray_part``); each returns its figures as a dict,
+One function per part (``ray_part``, ``milvus_part``); each returns its figures as a dict,
 printed and, with ``--json``, written.
 """
 
@@ -185,7 +192,19 @@ def ray_part(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-PARTS = {"ray": ray_part}
+def milvus_part(args: argparse.Namespace) -> dict[str, Any]:
+    """Milvus (FLAT, HNSW) beside the exact and FAISS engines on a whole-catalog index: ``distributed_milvus.py``."""
+    if args.index is None:
+        raise SystemExit("--part milvus needs --index INDEX_DIR (an index of the whole shared catalog)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import distributed_milvus
+
+    options = argparse.Namespace(index=args.index, workdir=args.workdir / "milvus", queries=args.queries,
+                                 uri=args.milvus_uri, limit=None, faiss=True, json=None)
+    return {"part": "milvus", **distributed_milvus.run(options)}
+
+
+PARTS = {"ray": ray_part, "milvus": milvus_part}
 """Each part of the benchmark: ``--part NAME`` runs ``PARTS[NAME](args)``."""
 
 
@@ -201,6 +220,10 @@ def main() -> None:
     parser.add_argument("--ray-cpus-per-actor", type=float, default=1, help="CPUs (and model threads) of each actor")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the index folders go (default: a temp folder)")
+    parser.add_argument("--index", type=Path, default=None,
+                        help="--part milvus: an index of the whole shared catalog (only read)")
+    parser.add_argument("--queries", type=int, default=200, help="--part milvus: queries per measurement")
+    parser.add_argument("--milvus-uri", default=None, help="--part milvus: a running server (default: the embedded one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     if not (args.catalog / "styles.csv").is_file():

@@ -1,6 +1,7 @@
 """The ``milvus`` engine on the real catalog: push time, query latency, recall, filters, server memory.
 
-Usage (figures and their history: benchmarks/RESULTS.md, summary in the README's "Scaling out")::
+Usage (figures and their history: benchmarks/RESULTS.md, summary in the README's "Scaling out"); also
+``benchmarks/distributed.py --part milvus --index INDEX_DIR``, the issue's one entry point::
 
     .venv/bin/python benchmarks/distributed_milvus.py [--index INDEX_DIR] [--queries 200] \\
         [--workdir DIR] [--uri URI] [--limit N] [--faiss] [--json OUT.json]
@@ -225,8 +226,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="the whole-catalog run on its first N products only (a quick run)")
     parser.add_argument("--faiss", action="store_true", help="also the in-process FAISS engines")
     parser.add_argument("--json", type=Path, help="write the rows here too")
-    args = parser.parse_args()
+    run(parser.parse_args())
 
+
+def run(args: argparse.Namespace) -> dict:
+    """The whole benchmark for parsed ``args`` (as :func:`main` parses them); returns what ``--json`` writes."""
     import logging
 
     from fashionrec.index import IndexFolder
@@ -276,10 +280,10 @@ def main() -> None:
             line += (f" = {(loaded - idle) / n * 1e6 / 2**30:.2f} GiB per million vectors "
                      f"(raw: {source.dim * 4 * 1e6 / 2**30:.2f})")
         print(line)
+    summary = {"rows": results, "checks": checks, "memory": {f"{k[0]} {k[1]}": list(v) for k, v in memory.items()}}
     if args.json:
-        args.json.write_text(json.dumps({"rows": results, "checks": checks,
-                                         "memory": {f"{k[0]} {k[1]}": list(v) for k, v in memory.items()}},
-                                        indent=2))
+        args.json.write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 if __name__ == "__main__":
