@@ -3,7 +3,8 @@
 Usage (figures in benchmarks/RESULTS.md and the README)::
 
     .venv/bin/python benchmarks/quality.py --index all-lite0 [--index all-lite1 ...] \\
-        [--photos ../shared/photo-queries/sq224] [--loo-sample 3000] [--simulated 200] [--json OUT.json]
+        [--photos ../shared/photo-queries/sq224] [--loo-sample 3000] [--simulated 200] [--json OUT.json] \\
+        [--speed N] [--resampling]
 
 Each ``--index`` is a whole-catalog index of the shared catalog built with one
 backbone (``fashionrec index ../shared/fashion-product-images-small --out
@@ -60,11 +61,15 @@ def main() -> None:
     parser.add_argument("--simulated", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--resampling", action="store_true",
+                        help="also compare resampling filters and JPEG qualities of the catalog look (first index, raw)")
     parser.add_argument("--speed", type=int, default=0, metavar="N",
                         help="also time N photo queries of the first index, brought to the catalog look or not")
     args = parser.parse_args()
     if args.speed:
         query_speed(args.index[0], args.photos, args.speed)
+    if args.resampling:
+        resampling(args.index[0], args.photos)
     rows = []
     for index in args.index:
         rows += measure_backbone(index, args)
@@ -214,6 +219,35 @@ def query_speed(index_dir: Path, photos: Path, n: int) -> None:
     print(f"photo query (file of 224x224, k=10, {len(files)} photos, {rec.index.backbone}, exact over {len(rec):,}): "
           f"as it is {plain:.1f} ms, brought to the catalog look {matched:.1f} ms (median), "
           f"ratio {matched / plain:.3f}", flush=True)
+
+
+def resampling(index_dir: Path, photos: Path) -> None:
+    """Real-photo hit@1 (raw features) with each resampling filter (JPEG at the catalog's quality), then each quality."""
+    import dataclasses
+
+    from fashionrec.evaluation.real_photos import photo_files
+    from fashionrec.recommend import Recommender
+
+    rec = Recommender.load(index_dir)
+    look = rec.catalog_look
+    files = [p for p in photo_files(photos) if rec.has_product(p.stem)]
+    truth = np.array([rec.row_of(p.stem) for p in files])
+    catalog = np.asarray(rec.index.embeddings, dtype=np.float64)
+    women_footwear = np.ones(len(rec.products), dtype=bool)
+    for key, value in WOMEN_FOOTWEAR.items():
+        women_footwear &= (rec.products[key] == value).fillna(False).to_numpy()
+    wf = women_footwear[truth]
+    from PIL import Image
+
+    originals = [Image.open(p).convert("RGB") for p in files]
+    variants = [(f"{name}, JPEG {look.quality}", name, look) for name in ("lanczos", "bicubic", "bilinear", "box")]
+    variants += [(f"lanczos, JPEG {q}", "lanczos", dataclasses.replace(look, quality=q)) for q in (50, 90)]
+    for label, name, variant in variants:
+        vectors = rec.embed([variant.apply(p, resampling=name) for p in originals]).astype(np.float64)
+        whole = ranks_of(vectors, catalog, truth)
+        in_wf = ranks_of(vectors[wf], catalog, truth[wf], women_footwear)
+        print(f"{rec.index.backbone}, raw, {label}: real hit@1 women's footwear {(in_wf == 0).mean():.3f}, "
+              f"whole catalog {(whole == 0).mean():.3f}", flush=True)
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
