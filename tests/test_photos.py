@@ -242,3 +242,27 @@ def test_prefer_kind_lists_the_predicted_article_type_first(colour_index, tmp_pa
     answer = rec.image_recommendations(photo, k=2, prefer_kind=True).to_dict()
     assert answer["query"]["predicted"]["values"]["articleType"] == "Heels"
     assert "predicted" not in rec.image_recommendations(photo, k=2).to_dict()["query"]
+
+
+def test_web_photo_search_says_what_the_photo_looks_like_and_lists_that_kind_first(colour_index, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from fashionrec.web import create_app
+
+    path, _ = colour_index
+    rec = Recommender.load(path, embedder=MeanColour())
+    photo = jpeg_file(tmp_path / "red.jpg", (200, 200), (225, 35, 30)).read_bytes()
+    with TestClient(create_app(rec)) as client:
+        page = client.post("/search", files={"image": ("red.jpg", photo, "image/jpeg")}, data={"k": "6"}).text
+        assert "Looks like: <b>Heels</b>" in page and "Heels first" in page  # "Same kind first" is on by default
+        assert 'name="prefer_kind" value="1" checked' in page
+        off = client.post("/search", files={"image": ("red.jpg", photo, "image/jpeg")},
+                          data={"k": "6", "prefer_kind": "0"}).text
+        assert "Looks like:" not in off and 'name="prefer_kind" value="1">' in off
+        api = client.post("/api/similar", params={"k": 3, "prefer_kind": "true"},
+                          files={"image": ("red.jpg", photo, "image/jpeg")}).json()
+        assert api["query"]["predicted"]["values"]["articleType"] == "Heels"
+        assert [r["articleType"] for r in api["results"]] == ["Heels"] * 3
+        plain = client.post("/api/similar", params={"k": 3, "match_catalog": "false"},
+                            files={"image": ("red.jpg", photo, "image/jpeg")}).json()
+        assert "predicted" not in plain["query"]
