@@ -623,3 +623,27 @@ def test_faiss_runs_the_blas_core_numpy_detected():
     report = __import__("json").loads(done.stdout)
     assert report["faiss_blas"].endswith(f"({expected})"), report
     assert "AVX2" in report["faiss_simd"] or "NEON" in report["faiss_simd"] or "GENERIC" in report["faiss_simd"]
+
+
+def test_ivf_finds_a_filtered_category_that_lies_far_from_the_query():
+    """A filter of one kind of product (a shoe's nearest T-shirts): its vectors lie in other lists than the query's.
+
+    ivf visits the query's nearest lists until they hold as many of the filter's vectors as an unfiltered
+    search scans, rather than a fixed 1/fraction times more lists (which only works for filters of products
+    spread evenly, as random ones are).
+    """
+    rng = np.random.default_rng(5)
+    kinds = rng.normal(size=(20, 32)) * 10  # 20 kinds far apart (5 % of the products each) ...
+    styles = kinds[np.arange(200) % 20] + rng.normal(size=(200, 32)) * 2  # ... of 10 styles each
+    cluster = rng.integers(0, 200, 20000)
+    X = (styles[cluster] + 0.5 * rng.normal(size=(20000, 32))).astype(np.float32)
+    ids = np.arange(20000, dtype=np.int64)
+    attrs = pd.DataFrame({"kind": [f"k{c % 20}" for c in cluster]})
+    engine = create_engine("ivf", reduced_dim=32, tune_queries=100, exact_below=0).build(X, ids, attrs)
+    exact = create_engine("exact").build(X, ids, attrs)
+    rows = np.flatnonzero(attrs["kind"] != "k3")[::200]  # queries of other kinds
+    where = {"kind": "k3"}
+    found = engine.search(X[rows], 10, filter=where, exclude_ids=[[int(i)] for i in rows])[1]
+    truth = exact.search(X[rows], 10, filter=where, exclude_ids=[[int(i)] for i in rows])[1]
+    assert recall(found, truth) >= 0.9
+    assert set(found[found >= 0].tolist()) <= set(np.flatnonzero(attrs["kind"] == "k3").tolist())

@@ -20,7 +20,8 @@ of the exact engine). So:
   measured at build time unless given. Larger filters search the FAISS index
   through an ID selector, widening the search in proportion to the fraction of
   products they keep, so that about as many eligible candidates are seen as
-  without a filter;
+  without a filter (``ivf`` goes further: it picks its lists by how many of
+  the filter's products they hold, see :class:`~.faiss_engines.IVFEngine`);
 * the query product (``exclude_ids``) is excluded by id.
 
 Subclasses (:mod:`.faiss_engines`) say how their FAISS index is made, trained,

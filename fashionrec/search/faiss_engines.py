@@ -23,7 +23,11 @@ class IVFEngine(ApproximateEngine):
 
     ``nlist`` None chooses a power of two near ``4 * sqrt(N)`` (at most N / 39,
     FAISS's least training points per list). The search-time parameter is
-    ``nprobe``, the lists visited per query. Vectors are removed and added in
+    ``nprobe``, the lists visited per query; under a filter, the query's
+    nearest lists are visited until they hold :data:`FILTER_DEPTH` times as
+    many of the filter's products as an unfiltered search scans (a category
+    far from the query has its products in other lists than the query's
+    neighbours). Vectors are removed and added in
     place on updates; see :meth:`needs_retraining` for when it is trained again.
     Other parameters: :class:`~fashionrec.search.approximate.ApproximateEngine`.
     """
@@ -119,7 +123,11 @@ class IVFEngine(ApproximateEngine):
     def _candidates(self, reduced: np.ndarray, wanted: int, scale: float, selector: Any) -> np.ndarray:
         faiss = import_faiss()
         params = self._search_parameters(self._search_value(), scale, wanted, selector)
-        coarse, lists = self._nearest_lists(reduced, params.nprobe)
+        counts = getattr(selector, "list_counts", None)
+        if counts is not None:
+            coarse, lists = self._lists_holding_eligible(reduced, counts)
+        else:
+            coarse, lists = self._nearest_lists(reduced, params.nprobe)
         params.nprobe = lists.shape[1]
         reduced = np.ascontiguousarray(reduced, dtype=np.float32)
         n = len(reduced)
@@ -130,6 +138,50 @@ class IVFEngine(ApproximateEngine):
                                          faiss.swig_ptr(coarse), faiss.swig_ptr(distances), faiss.swig_ptr(found),
                                          False, params)
         return found
+
+    FILTER_DEPTH = 4
+    """A filtered search visits lists until they hold this many times the vectors an unfiltered search scans."""
+
+    def _lists_holding_eligible(self, reduced: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, its nearest lists until they hold as many of a filter's vectors as an unfiltered search scans.
+
+        An unfiltered search scans the vectors of ``nprobe`` lists; visiting a
+        fixed 1/fraction times more lists gives as many eligible vectors only
+        when the filter's products are spread evenly. A filter of one category
+        has its products in other lists than the query's neighbours (a shoe's
+        nearest T-shirts lie far from it): so lists are taken in order of
+        distance until the eligible vectors they hold (``counts``, per list)
+        reach that number. Lists past a query's own are -1 (FAISS skips them).
+        """
+        value = self._search_value()
+        total = int(counts.sum())
+        target = min(total, self.FILTER_DEPTH * value * self._index.ntotal / max(1, len(counts)))
+        dist, order = self._nearest_lists(reduced, len(counts))
+        held = np.cumsum(counts[order], axis=1)
+        spread = min(len(counts), math.ceil(value * self._index.ntotal / max(1, total)))  # 1/fraction more lists
+        needed = np.maximum(spread, 1 + np.argmax(held >= target, axis=1))
+        width = int(needed.max())
+        lists = np.ascontiguousarray(order[:, :width])
+        coarse = np.ascontiguousarray(dist[:, :width])
+        beyond = np.arange(width)[None, :] >= needed[:, None]
+        lists[beyond] = -1
+        coarse[beyond] = np.inf
+        return coarse, lists
+
+    def _bitmap_selector(self, mask: np.ndarray) -> Any:
+        """The selector of :meth:`ApproximateEngine._bitmap_selector`, with the filter's vectors counted per list."""
+        faiss = import_faiss()
+        selector = super()._bitmap_selector(mask)
+        eligible = np.sort(self._exact._ids[mask])
+        invlists = self._index.invlists
+        counts = np.zeros(invlists.nlist, dtype=np.int64)
+        for number in range(invlists.nlist):
+            size = invlists.list_size(number)
+            if size:
+                ids = faiss.rev_swig_ptr(invlists.get_ids(number), size)
+                counts[number] = np.count_nonzero(np.isin(ids, eligible, assume_unique=True))
+        selector.list_counts = counts
+        return selector
 
     def _search_parameters(self, value: int, scale: float, k: int, selector: Any) -> Any:
         faiss = import_faiss()
