@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -54,26 +53,14 @@ from fashionrec.embedding import ImageEmbedder, build_index  # noqa: E402
 from fashionrec.index import IndexFolder  # noqa: E402
 from fashionrec.settings import available_cpus  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from embed import cosine_rows, cpu_name  # noqa: E402  (the embedding benchmark's: the same figures)
+
 DEFAULT_CATALOG = ROOT.parent / "shared" / "fashion-product-images-small"
 COSINE_FLOOR = 0.9999
 """Least cosine between a Ray-built vector and the local one for the builds to count as equal."""
 TIMING_FIELDS = ("created", "updated", "generation")
 """Manifest fields that differ between any two builds."""
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def compare_indexes(local: Path, other: Path) -> dict[str, Any]:

@@ -36,8 +36,12 @@ WhereOption = Annotated[
 ]
 
 
-def cli_command(func):
-    """Register ``func`` as a command that reports errors as one line, never a traceback."""
+INTERRUPTED = "finished work is saved; run the same command again to resume"
+"""What an interrupted command says after "interrupted: "."""
+
+
+def one_line_errors(func, *, interrupted: str = INTERRUPTED):
+    """``func`` reporting errors as one line and an exit code, never a traceback (``interrupted``: what Ctrl-C says)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -47,7 +51,7 @@ def cli_command(func):
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: finished work is saved; run the same command again to resume")
+            err_console.print(f"[yellow]interrupted[/]: {interrupted}")
             raise typer.Exit(130) from None
         except typer.Exit:
             raise
@@ -62,7 +66,12 @@ def cli_command(func):
             )
             raise typer.Exit(1) from None
 
-    return app.command()(wrapper)
+    return wrapper
+
+
+def cli_command(func):
+    """Register ``func`` as a command that reports errors as one line, never a traceback."""
+    return app.command()(one_line_errors(func))
 
 
 @app.callback()

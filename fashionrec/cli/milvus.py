@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import FashionrecError
-from .app import console, err_console
+from .app import console, one_line_errors
 
 milvus_app = typer.Typer(
     name="milvus",
@@ -33,30 +32,15 @@ def milvus_command(func):
     """Register ``func`` on :data:`milvus_app`, its errors reported as one line (as :func:`.app.cli_command` does)."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def quiet_pymilvus(*args, **kwargs):
         # pymilvus logs each failed request as an error with its traceback; the failure reaches the user as our
         # one-line error instead (its records show with -v).
         if logging.getLogger().getEffectiveLevel() > logging.INFO:
             logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-        try:
-            return func(*args, **kwargs)
-        except FashionrecError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: the rows sent are kept; run the same command again to "
-                              "send the rest")
-            raise typer.Exit(130) from None
-        except typer.Exit:
-            raise
-        except Exception as exc:  # a bug: still one line, with a way to see the traceback
-            if os.environ.get("FASHIONREC_DEBUG"):
-                raise
-            err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-                              "(set FASHIONREC_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+        return func(*args, **kwargs)
 
-    return milvus_app.command()(wrapper)
+    interrupted = "the rows sent are kept; run the same command again to send the rest"
+    return milvus_app.command()(one_line_errors(quiet_pymilvus, interrupted=interrupted))
 
 
 @milvus_command

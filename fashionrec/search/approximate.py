@@ -52,7 +52,7 @@ from ..catalog.filters import Filter
 from ..errors import IndexFolderError
 from ..output import atomic_folder, atomic_write
 from ..validation import check_k
-from .base import ENGINE_FILE, RangeResult, SearchEngine, check_vectors, read_description
+from .base import ENGINE_FILE, RangeResult, SearchEngine, check_vectors, range_by_growing_k, read_description
 from .exact import ExactEngine
 from .faiss_setup import import_faiss, kernel_report
 
@@ -392,30 +392,8 @@ class ApproximateEngine(SearchEngine):
     def range_search(self, queries, radius, *, filter=None, exclude_ids=None) -> RangeResult:
         """Everything within ``radius`` that the engine finds: k-nearest searches with k doubled while
         every result found lies within the radius (approximate: may miss some, like :meth:`search`)."""
-        radius = float(radius)
-        if not math.isfinite(radius) or radius < 0:
-            raise ValueError(f"radius must be a finite distance >= 0, got {radius!r}")
-        queries = _as_queries(queries, self._fitted().dim)
-        lims = [0]
-        dists: list[np.ndarray] = []
-        found: list[np.ndarray] = []
-        for qi in range(len(queries)):
-            excl = None if exclude_ids is None else [exclude_ids[qi]]
-            k = 16
-            while True:
-                d, i = self.search(queries[qi : qi + 1], k, filter=filter, exclude_ids=excl)
-                d, i = d[0], i[0]
-                valid = i >= 0
-                if k >= self.ntotal or not valid.all() or d[-1] > radius:
-                    break
-                k *= 4
-            keep = valid & (d <= radius)
-            dists.append(d[keep])
-            found.append(i[keep])
-            lims.append(lims[-1] + int(keep.sum()))
-        return RangeResult(np.array(lims, dtype=np.int64),
-                           np.concatenate(dists) if dists else np.zeros(0), np.concatenate(found).astype(np.int64)
-                           if found else np.zeros(0, np.int64))
+        return range_by_growing_k(self, _as_queries(queries, self._fitted().dim), radius, filter=filter,
+                                  exclude_ids=exclude_ids)
 
     # ------------------------------------------------------------------ tuning
 

@@ -37,6 +37,7 @@ A new engine subclasses :class:`SearchEngine` and registers itself with
 from __future__ import annotations
 
 import json
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -186,6 +187,35 @@ class SearchEngine(ABC):
         """
         params = read_engine_file(folder, expected=cls.name)
         return cls(**params).build(vectors, ids, attributes)
+
+
+def range_by_growing_k(engine: SearchEngine, queries: np.ndarray, radius: float, *, filter: Any = None,
+                       exclude_ids: Sequence[Sequence[int]] | None = None) -> RangeResult:
+    """``engine.range_search`` for engines without a native one: per query, k-nearest searches with k grown
+    fourfold (from 16) while every result found lies within ``radius``; as exact as ``engine.search``.
+
+    ``queries`` is (Q, D) float32; ValueError for a negative or non-finite ``radius``.
+    """
+    radius = float(radius)
+    if not math.isfinite(radius) or radius < 0:
+        raise ValueError(f"radius must be a finite distance >= 0, got {radius!r}")
+    lims, dists, found = [0], [], []
+    for qi in range(len(queries)):
+        excl = None if exclude_ids is None else [exclude_ids[qi]]
+        k = 16
+        while True:
+            d, i = engine.search(queries[qi : qi + 1], k, filter=filter, exclude_ids=excl)
+            d, i = d[0], i[0]
+            valid = i >= 0
+            if k >= engine.ntotal or not valid.all() or d[-1] > radius:
+                break
+            k *= 4
+        keep = valid & (d <= radius)
+        dists.append(d[keep])
+        found.append(i[keep])
+        lims.append(lims[-1] + int(keep.sum()))
+    return RangeResult(np.array(lims, dtype=np.int64), np.concatenate(dists) if dists else np.zeros(0),
+                       np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64))
 
 
 def read_engine_file(folder: str | os.PathLike, *, expected: str | None = None) -> dict[str, Any]:

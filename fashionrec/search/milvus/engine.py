@@ -71,7 +71,7 @@ from ...errors import IndexFolderError
 from ...output import atomic_folder, atomic_write
 from ...validation import check_k
 from ..approximate import RECALL_K, FileRows, _as_queries, vector_ids_checksum
-from ..base import ENGINE_FILE, RangeResult, SearchEngine, check_vectors, read_description
+from ..base import ENGINE_FILE, RangeResult, SearchEngine, check_vectors, range_by_growing_k, read_description
 from ..exact import ExactEngine
 from .connection import URI_ENV, MilvusError, ServerAddress, call, connect, import_pymilvus, server_address
 from .expressions import (
@@ -427,27 +427,8 @@ class MilvusEngine(SearchEngine):
     def range_search(self, queries, radius, *, filter=None, exclude_ids=None) -> RangeResult:
         """Everything within ``radius``: k-nearest searches with k grown while every result lies within it
         (exact for a FLAT collection; otherwise it may miss some, like :meth:`search`)."""
-        radius = float(radius)
-        if not math.isfinite(radius) or radius < 0:
-            raise ValueError(f"radius must be a finite distance >= 0, got {radius!r}")
-        queries = _as_queries(queries, self._fitted().dim)
-        lims, dists, found = [0], [], []
-        for qi in range(len(queries)):
-            excl = None if exclude_ids is None else [exclude_ids[qi]]
-            k = 16
-            while True:
-                d, i = self.search(queries[qi : qi + 1], k, filter=filter, exclude_ids=excl)
-                d, i = d[0], i[0]
-                valid = i >= 0
-                if k >= self.ntotal or not valid.all() or d[-1] > radius:
-                    break
-                k *= 4
-            keep = valid & (d <= radius)
-            dists.append(d[keep])
-            found.append(i[keep])
-            lims.append(lims[-1] + int(keep.sum()))
-        return RangeResult(np.array(lims, dtype=np.int64), np.concatenate(dists) if dists else np.zeros(0),
-                           np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64))
+        return range_by_growing_k(self, _as_queries(queries, self._fitted().dim), radius, filter=filter,
+                                  exclude_ids=exclude_ids)
 
     # ------------------------------------------------------------------ persistence
 
