@@ -227,14 +227,14 @@ def _result_cards(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [_card(r, r["distance"]) for r in results]
 
 
-def _dedupe(value: Any) -> bool:
-    """The "Hide near-duplicates" switch from a query or form value (absent: off)."""
+def _checked(value: Any) -> bool:
+    """A checkbox's value from a query or a form ("1", "true", "on", "yes"; absent: off)."""
     return str(value or "").strip().lower() in ("1", "true", "on", "yes")
 
 
 def _switch(values: Sequence[str], default: bool) -> bool:
     """A checkbox sent after a hidden "0" of the same name: its last value (none sent: ``default``)."""
-    return _dedupe(values[-1]) if values else default
+    return _checked(values[-1]) if values else default
 
 
 def _prediction(predicted: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -388,7 +388,7 @@ def product_page(request: Request, product_id: str) -> HTMLResponse:
     params = request.query_params
     metric = params.get("metric") or METRICS[0]
     k = params.get("k") or DEFAULT_K
-    dedupe = _dedupe(params.get("dedupe"))
+    dedupe = _checked(params.get("dedupe"))
     where: dict[str, list[str]] = {}
     status, error, cards, query_duplicates = 200, None, [], []
     try:
@@ -477,7 +477,7 @@ def _search_fields(get_all) -> dict[str, Any]:
         return values[0] if values else None
 
     return {"url": (first("url") or "").strip(), "k": first("k"), "metric": first("metric"),
-            "dedupe": _dedupe(first("dedupe")), "prefer_kind": _switch(get_all("prefer_kind"), True), "where": {}}
+            "dedupe": _checked(first("dedupe")), "prefer_kind": _switch(get_all("prefer_kind"), True), "where": {}}
 
 
 def _size(n: int) -> str:
