@@ -9,7 +9,7 @@ Usage::
 For each backbone, in one run:
 
 * **raw**: images/s of the model alone on a preprocessed batch (``--batch``,
-  224 px), best of ``--repeats``, for every runtime and precision, with the
+  at the backbone's input size), best of ``--repeats``, for every runtime and precision, with the
   per-image cosine of its features against PyTorch fp32 on real product photos
   (the stored-feature bar is >= 0.999);
 * **end to end**: images/s of ``build_index`` from JPEG files on disk to the
